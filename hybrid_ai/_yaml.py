@@ -1,0 +1,101 @@
+"""Safe YAML loading that remembers where each key and item was written.
+
+    doc = load_yaml_text(text, "pipeline.yaml")
+    doc.location_of("stage")     # Location("pipeline.yaml", 4, 7)
+
+Only ``yaml.SafeLoader`` is used: configuration is data, never code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ._errors import ConfigError, Location, Problem
+
+__all__ = ["LineDict", "LineList", "load_yaml_file", "load_yaml_text", "location_at"]
+
+
+class LineDict(dict[str, Any]):
+    """A mapping that knows its own location and each key's."""
+
+    location: Location
+    key_locations: dict[str, Location]
+
+    def location_of(self, key: str) -> Location:
+        return self.key_locations.get(key, self.location)
+
+
+class LineList(list[Any]):
+    """A sequence that knows its own location and each item's."""
+
+    location: Location
+    item_locations: list[Location]
+
+
+def _loc(node: yaml.Node, file: str) -> Location:
+    return Location(file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _loader_for(file: str) -> type[yaml.SafeLoader]:
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LineDict:
+        result = LineDict()
+        result.location, result.key_locations = _loc(node, file), {}
+        loader.flatten_mapping(node)
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            result[key] = loader.construct_object(value_node, deep=True)
+            result.key_locations[str(key)] = _loc(key_node, file)
+        return result
+
+    def sequence(loader: yaml.SafeLoader, node: yaml.SequenceNode) -> LineList:
+        result = LineList(loader.construct_object(item, deep=True) for item in node.value)
+        result.location = _loc(node, file)
+        result.item_locations = [_loc(item, file) for item in node.value]
+        return result
+
+    _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, sequence)
+    return _Loader
+
+
+def load_yaml_text(text: str, file: str = "<string>") -> Any:
+    """Parse YAML text; a syntax error becomes a ConfigError with file:line:col."""
+    loader = _loader_for(file)(text)
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
+        problem = Problem(f"YAML syntax error: {exc.problem}", where, "fix the indentation/quotes")
+        raise ConfigError(f"{file} is not valid YAML", [problem]) from None
+    finally:
+        loader.dispose()
+
+
+def load_yaml_file(path: str | Path) -> Any:
+    """Read and parse a YAML file (UTF-8)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}; check the path") from None
+    return load_yaml_text(text, str(path))
+
+
+def location_at(root: Any, loc: tuple[int | str, ...], default: Location) -> Location:
+    """The location of the item at a pydantic error ``loc`` path inside a loaded document."""
+    best, node = default, root
+    for part in loc:
+        if isinstance(node, LineDict) and isinstance(part, str) and part in node:
+            best, node = node.location_of(part), node[part]
+        elif isinstance(node, LineList) and isinstance(part, int) and part < len(node):
+            best, node = node.item_locations[part], node[part]
+        else:
+            break
+    return best
