@@ -42,7 +42,7 @@ def bench_batch_size(
     texts: Sequence[str], batch_size: int, threads: int, st_model: Any, rounds: int
 ) -> dict[str, Any]:
     ours = Encoder(batch_size=batch_size, num_threads=threads).warm_up()
-    runners = {
+    runners: dict[str, Callable[[], Any]] = {
         "hybrid_ai": lambda: ours.encode(texts),
         "sentence_transformers": lambda: st_model.encode(
             list(texts), batch_size=batch_size, convert_to_numpy=True

@@ -159,9 +159,10 @@ def measure_size(n: int, cfg: Settings) -> dict[str, Any]:
                            "run": lambda: time_run(engine, cases)}, cfg.repeats)
     row: dict[str, Any] = {"stages": n, "cases_per_repeat": cases}
     row.update({f"{name}_us": summary_us(s) for name, s in raw.items()})
-    base = row["baseline_us"]["median"]
-    for mode in ("arun", "run"):
-        row[f"{mode}_per_stage_us"] = (row[f"{mode}_us"]["median"] - base) / n
+    for stat, suffix in (("median", ""), ("min", "_best")):
+        base = row["baseline_us"][stat]
+        for mode in ("arun", "run"):
+            row[f"{mode}_per_stage_us{suffix}"] = (row[f"{mode}_us"][stat] - base) / n
     return row
 
 
@@ -171,22 +172,26 @@ def check_trivial(result: Result, n: int) -> None:
         raise RuntimeError(f"a {n}-stage pipeline made {made} facts of kind 'n'")
 
 
-def overhead_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def mode_summary(rows: Sequence[dict[str, Any]], key: str) -> dict[str, Any]:
+    """Slope, fixed cost and goal for one per-stage column, e.g. ``arun_per_stage_us``."""
     by_n = {row["stages"]: row for row in rows}
-    lo, hi = by_n[SLOPE_FROM], by_n[SLOPE_TO]
+    over_lo = by_n[SLOPE_FROM][key] * SLOPE_FROM
+    over_hi = by_n[SLOPE_TO][key] * SLOPE_TO
+    slope = (over_hi - over_lo) / (SLOPE_TO - SLOPE_FROM)
+    worst = max(row[key] for row in rows if row["stages"] >= SLOPE_FROM)
+    return {"slope_us_per_stage": slope,
+            "fixed_us_per_case": over_lo - SLOPE_FROM * slope,
+            f"per_stage_us_at_{SLOPE_TO}": by_n[SLOPE_TO][key],
+            "worst_per_stage_us_n_ge_10": worst,
+            "goal_met": slope <= OVERHEAD_GOAL_US and worst <= OVERHEAD_GOAL_US}
+
+
+def overhead_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Goal judged on medians; ``*_best`` (from the fastest repeat) is shown for noisy hosts."""
     out: dict[str, Any] = {"goal_us_per_stage": OVERHEAD_GOAL_US}
     for mode in ("arun", "run"):
-        over_lo = lo[f"{mode}_per_stage_us"] * SLOPE_FROM
-        over_hi = hi[f"{mode}_per_stage_us"] * SLOPE_TO
-        slope = (over_hi - over_lo) / (SLOPE_TO - SLOPE_FROM)
-        worst = max(row[f"{mode}_per_stage_us"] for row in rows if row["stages"] >= SLOPE_FROM)
-        out[mode] = {
-            "slope_us_per_stage": slope,
-            "fixed_us_per_case": over_lo - SLOPE_FROM * slope,
-            f"per_stage_us_at_{SLOPE_TO}": hi[f"{mode}_per_stage_us"],
-            "worst_per_stage_us_n_ge_10": worst,
-            "goal_met": slope <= OVERHEAD_GOAL_US and worst <= OVERHEAD_GOAL_US,
-        }
+        out[mode] = mode_summary(rows, f"{mode}_per_stage_us")
+        out[f"{mode}_best"] = mode_summary(rows, f"{mode}_per_stage_us_best")
     out["goal_met"] = out["arun"]["goal_met"] and out["run"]["goal_met"]
     return out
 
@@ -272,14 +277,17 @@ def parallel_runners(a: Hash, b: Hash, pool: concurrent.futures.Executor,
 
 def speedup_summary(medians: dict[str, float], cpus: int) -> dict[str, Any]:
     speedup = medians["engine_serial"] / medians["engine_parallel"]
+    threadpool = medians["direct_serial"] / medians["threadpool_parallel"]
     return {
         "engine_speedup": speedup,
-        "threadpool_speedup": medians["direct_serial"] / medians["threadpool_parallel"],
+        "threadpool_speedup": threadpool,
         "engine_parallel_over_threadpool": medians["engine_parallel"]
         / medians["threadpool_parallel"],
         "engine_serial_over_direct": medians["engine_serial"] / medians["direct_serial"],
         "goal_speedup": SPEEDUP_GOAL,
         "goal_met": speedup >= SPEEDUP_GOAL if cpus >= 2 else None,
+        # a plain thread pool is the hardware's ceiling: below the goal, the host lacked 2 free CPUs
+        "host_contended": threadpool < SPEEDUP_GOAL,
     }
 
 
@@ -321,7 +329,15 @@ def machine() -> dict[str, Any]:
             "python": platform.python_version(), "implementation": platform.python_implementation(),
             "platform": platform.platform(), "processor": platform.processor(),
             "openssl": ssl.OPENSSL_VERSION, "hybrid_ai": hybrid_ai.__version__,
-            "date": time.strftime("%Y-%m-%d")}
+            "date": time.strftime("%Y-%m-%d"), "loadavg_start": load()}
+
+
+def load() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages: above the CPU count, timings are contended."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def yes_no(met: bool | None) -> str:
@@ -338,9 +354,9 @@ def overhead_table(data: dict[str, Any]) -> list[str]:
                      f"{row['arun_per_stage_us']:>9.2f} {row['run_us']['median']:>9.1f} "
                      f"{row['run_per_stage_us']:>9.2f}")
     s = data["summary"]
-    for mode in ("arun", "run"):
+    for mode in ("arun", "run", "arun_best", "run_best"):
         m = s[mode]
-        lines.append(f"{mode:>5}: slope {m['slope_us_per_stage']:.2f} µs/stage, fixed "
+        lines.append(f"{mode:>9}: slope {m['slope_us_per_stage']:.2f} µs/stage, fixed "
                      f"{m['fixed_us_per_case']:.1f} µs/case, worst per-stage (N>=10) "
                      f"{m['worst_per_stage_us_n_ge_10']:.2f} µs")
     lines.append(f"goal <= {OVERHEAD_GOAL_US:g} µs/stage: {yes_no(s['goal_met'])}")
@@ -357,12 +373,15 @@ def parallel_table(data: dict[str, Any]) -> list[str]:
               f"  threadpool speed-up               {r['threadpool_speedup']:.2f}x",
               f"  engine parallel / threadpool      {r['engine_parallel_over_threadpool']:.3f}",
               f"  engine serial / direct serial     {r['engine_serial_over_direct']:.3f}"]
+    if r["host_contended"]:
+        lines.append("  WARNING: the plain thread pool missed the goal too: host CPUs were busy")
     return lines
 
 
 def text_report(report: dict[str, Any]) -> str:
     m = report["machine"]
-    lines = [f"{m['usable_cpus']} usable CPUs, Python {m['python']}, {m['platform']}"]
+    lines = [f"{m['usable_cpus']} usable CPUs, Python {m['python']}, {m['platform']}, "
+             f"load {m['loadavg_start']} -> {m['loadavg_end']}"]
     if "overhead" in report:
         lines += ["", *overhead_table(report["overhead"])]
     if "parallel" in report:
@@ -384,6 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["overhead"] = bench_overhead(cfg)
     if args.only in (None, "parallel"):
         report["parallel"] = bench_parallel(cfg)
+    report["machine"]["loadavg_end"] = load()
     report["wall_s"] = time.perf_counter() - start
     print(json.dumps(report, indent=2) if args.json else text_report(report))
     return 0

@@ -119,7 +119,8 @@ class UseSpec(_Spec):
     use: str
 
 
-Node = Union[StageSpec, SerialSpec, ParallelSpec, RouteSpec, CascadeSpec, UseSpec]
+# Union, not `|`: the members refer to Node before it exists, so the strings must resolve late.
+Node = Union[StageSpec, SerialSpec, ParallelSpec, RouteSpec, CascadeSpec, UseSpec]  # noqa: UP007
 
 for _model in (SerialSpec, ParallelSpec.Body, RouteBranch, RouteSpec.Body, CascadeSpec.Body):
     _model.model_rebuild()
@@ -294,7 +295,7 @@ def stage(component: str | Any, *, id: str | None = None, **params: Any) -> Stag
     """
     policy = {k: params.pop(k) for k in list(params) if k in _POLICY_KEYS}
     if isinstance(component, str):
-        return StageSpec(stage=component, id=id, with_=params, **policy)
+        return StageSpec.model_validate({"stage": component, "id": id, "with": params, **policy})
     spec = StageSpec(stage=type(component).__name__, id=id, **policy)
     spec._instance = component
     return spec

@@ -61,7 +61,7 @@ class Location:
 
 @dataclass(frozen=True)
 class Problem:
-    """One finding: ``Problem("unknown stage 'x'", Location("p.yaml", 4), hint="use one of: a, b")``."""
+    """One finding: ``Problem("unknown stage 'x'", Location("p.yaml", 4), hint="use: a, b")``."""
 
     message: str
     location: Location = Location()

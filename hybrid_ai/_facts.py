@@ -70,7 +70,7 @@ class Provenance:
 
 @dataclass(frozen=True, slots=True)
 class Fact:
-    """A typed fact on the blackboard: ``fact.kind``, ``fact.data["label"]``, ``fact.provenance``."""
+    """A typed fact on the blackboard: ``fact.kind``, ``fact.data["label"]``, its provenance."""
 
     id: int
     kind: str

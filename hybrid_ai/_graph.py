@@ -96,7 +96,7 @@ class CascadeNode:
     location: Location
 
 
-GraphNode = Union[StageNode, SerialNode, ParallelNode, RouteNode, CascadeNode]
+GraphNode = Union[StageNode, SerialNode, ParallelNode, RouteNode, CascadeNode]  # noqa: UP007
 
 
 @dataclass
@@ -156,7 +156,8 @@ class _Builder:
     def fail(self, message: str, where: Location, hint: str | None = None) -> None:
         self.problems.append(Problem(message, where, hint))
 
-    def node(self, spec: Node, have: frozenset[str], uses: tuple[str, ...]) -> tuple[Any, frozenset[str]]:
+    def node(self, spec: Node, have: frozenset[str],
+             uses: tuple[str, ...]) -> tuple[Any, frozenset[str]]:
         if isinstance(spec, StageSpec):
             return self.stage(spec, have)
         if isinstance(spec, SerialSpec):
@@ -169,14 +170,16 @@ class _Builder:
             return self.cascade(spec, have)
         return self.use(spec, have, uses)
 
-    def serial(self, spec: SerialSpec, have: frozenset[str], uses: tuple[str, ...]) -> Any:
+    def serial(self, spec: SerialSpec, have: frozenset[str],
+             uses: tuple[str, ...]) -> tuple[Any, frozenset[str]]:
         children = []
         for child_spec in spec.serial:
             child, have = self.node(child_spec, have, uses)
             children.append(child)
         return SerialNode(children, spec.location), have
 
-    def parallel(self, spec: ParallelSpec, have: frozenset[str], uses: tuple[str, ...]) -> Any:
+    def parallel(self, spec: ParallelSpec, have: frozenset[str],
+             uses: tuple[str, ...]) -> tuple[Any, frozenset[str]]:
         body, produced = spec.parallel, set(have)
         branches = []
         for branch_spec in body.branches:
@@ -197,7 +200,8 @@ class _Builder:
             return None
         return self.plugins.merge_policies.get(name)
 
-    def route(self, spec: RouteSpec, have: frozenset[str], uses: tuple[str, ...]) -> Any:
+    def route(self, spec: RouteSpec, have: frozenset[str],
+             uses: tuple[str, ...]) -> tuple[Any, frozenset[str]]:
         body, produced = spec.route, set(have)
         branches = []
         for branch in body.branches:
@@ -219,7 +223,8 @@ class _Builder:
             self.fail(f"route condition: {exc}", where)
             return None
 
-    def cascade(self, spec: CascadeSpec, have: frozenset[str]) -> Any:
+    def cascade(self, spec: CascadeSpec,
+                have: frozenset[str]) -> tuple[Any, frozenset[str]]:
         body, produced = spec.cascade, set(have)
         steps = []
         for step_spec in body.stages:
@@ -234,7 +239,8 @@ class _Builder:
                           "stop there", step.location, "set `threshold:` between 0 and 1")
         return CascadeNode(steps, body.budget, body.order, body.location), frozenset(produced)
 
-    def use(self, spec: UseSpec, have: frozenset[str], uses: tuple[str, ...]) -> Any:
+    def use(self, spec: UseSpec, have: frozenset[str],
+             uses: tuple[str, ...]) -> tuple[Any, frozenset[str]]:
         if spec.use in uses:
             cycle = " -> ".join((*uses[uses.index(spec.use):], spec.use))
             self.fail(f"cycle in `use`: {cycle}", spec.location, "a node cannot contain itself")
@@ -290,7 +296,8 @@ class _Builder:
         return self.check_contract(spec, stage)
 
     def check_contract(self, spec: StageSpec, stage: Any) -> Stage | None:
-        missing = [a for a in ("requires", "produces", "process", "warm_up") if not hasattr(stage, a)]
+        wanted = ("requires", "produces", "process", "warm_up")
+        missing = [a for a in wanted if not hasattr(stage, a)]
         if missing:
             self.fail(f"component {spec.stage!r} does not meet the stage contract: missing "
                       + ", ".join(missing), spec.location, "derive from hybrid_ai.BaseStage")

@@ -100,7 +100,18 @@ class CaseRun:
         trace.facts = tuple(f.id for f in facts)
         trace.confidence = output.confidence
         self.finish(trace)
+        self.announce_vetoes(facts, board)
         return output.confidence
+
+    def announce_vetoes(self, facts: Sequence[Fact], board: Blackboard) -> None:
+        """Call ``hybrid_ai_veto_applied`` for each final decision a veto won."""
+        for fact in facts:
+            if (fact.kind == "decision" and fact.data.get("final")
+                    and fact.data.get("strength") == "veto"):
+                ids = set(fact.data.get("overruled") or ())
+                overruled = [f for f in board.all() if f.id in ids]
+                self.ctx.hook.hybrid_ai_veto_applied(case=self.case, decision=fact,
+                                                     overruled=overruled)
 
     def finish(self, trace: StageTrace) -> None:
         self.traces.append(trace)
@@ -183,7 +194,7 @@ class CaseRun:
     async def parallel(self, node: ParallelNode, board: Blackboard) -> float | None:
         layers = [board.child() for _ in node.branches]
         tasks = [asyncio.ensure_future(self.node(branch, layer))
-                 for branch, layer in zip(node.branches, layers)]
+                 for branch, layer in zip(node.branches, layers, strict=True)]
         try:
             confidences = await asyncio.gather(*tasks)
         except BaseException:
@@ -192,7 +203,7 @@ class CaseRun:
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
         outcomes = [BranchOutcome(i, layer.own(), conf)
-                    for i, (layer, conf) in enumerate(zip(layers, confidences))]
+                    for i, (layer, conf) in enumerate(zip(layers, confidences, strict=True))]
         board.merge(node.merge(outcomes))
         known = [c for c in confidences if c is not None]
         return max(known) if known else None

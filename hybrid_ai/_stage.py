@@ -15,13 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol, Union, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ._facts import FactView, NewFact, StageOutput
 
 __all__ = ["BaseStage", "ProcessResult", "Stage", "StageFactory"]
 
-ProcessResult = Union[StageOutput, Sequence[NewFact], None]
+ProcessResult = StageOutput | Sequence[NewFact] | None
 
 
 @runtime_checkable

@@ -244,6 +244,19 @@ def test_comparison_type_errors(source: str, hint: str) -> None:
     assert hint in str(info.value)
 
 
+def test_field_comparison_errors_and_fallbacks() -> None:
+    expr = compile_expression("x.n > 1", location=Location("r.yaml", 3, 4))
+    with pytest.raises(EvaluationError, match="cannot compare str with int") as info:
+        expr({"x": {"n": "a"}})
+    assert info.value.location == Location("r.yaml", 3, 8)
+    with pytest.raises(EvaluationError, match="cannot read field 'n' of a str"):
+        expr({"x": "text"})
+    assert expr({"x": Order(2.0)}) is False
+    assert compile_expression("x.amount >= 2")({"x": Order(2.0)}) is True
+    assert compile_expression("x.amount == 2")({"x": {"amount": 2}}) is True
+    assert compile_expression("2 != x.amount")({"x": {"amount": 2}}) is False
+
+
 # -- membership -------------------------------------------------------------------------------
 
 
@@ -455,14 +468,15 @@ def test_private_item_keys_on_models_are_refused() -> None:
 
 
 def test_dotted_access_on_other_values_is_refused() -> None:
-    for source, env in [
+    cases: list[tuple[str, dict[str, Any]]] = [
         ("'a'.upper", {}),
         ("s.upper", {"s": "text"}),
         ("n.real", {"n": 3}),
         ("items.append", {"items": []}),
         ("f.__name__", {"f": len}),
         ("m.path", {"m": pytest}),
-    ]:
+    ]
+    for source, env in cases:
         if "__" in source:
             with pytest.raises(ExpressionError):
                 compile_expression(source)
@@ -834,6 +848,11 @@ def test_unknown_name_with_names_given() -> None:
     assert "available: fields, intent" in error.hint
 
 
+def test_names_must_be_a_collection() -> None:
+    with pytest.raises(TypeError, match="collection"):
+        compile_expression("x", names="x")
+
+
 def test_names_given_and_all_known() -> None:
     expr = compile_expression("a.x + b", names={"a", "b", "c"})
     assert expr({"a": {"x": 1}, "b": 2}) == 3
@@ -845,11 +864,16 @@ def test_missing_name_at_evaluation_is_null() -> None:
 
 
 def test_environment_must_be_a_mapping() -> None:
+    for source in ["x > 1", "x.y > 1", "x.y", "x", "x.y.z"]:
+        expr = compile_expression(source, location=Location("f.yaml", 2, 3))
+        with pytest.raises(EvaluationError, match="must be a mapping") as info:
+            expr(42)
+        assert info.value.location == Location("f.yaml", 2, 3)
     expr = compile_expression("x > 1")
     with pytest.raises(EvaluationError, match="must be a mapping"):
-        expr(None)  # type: ignore[arg-type]
+        expr(None)
     with pytest.raises(EvaluationError, match="must be a mapping"):
-        expr(["x"])  # type: ignore[arg-type]
+        expr(["x"])
 
 
 # -- syntax errors and locations --------------------------------------------------------------
@@ -923,6 +947,11 @@ def test_error_location_without_line_information() -> None:
     assert info.value.location == Location("f.yaml", 3, None)
 
 
+def test_overlong_number_literal() -> None:
+    with pytest.raises(ExpressionError, match="too long"):
+        compile_expression("1" * 5000)
+
+
 def test_empty_expression() -> None:
     for source in ["", "   ", "\n"]:
         with pytest.raises(ExpressionError, match="empty"):
@@ -949,7 +978,8 @@ def test_evaluation_error_reports_source_location_and_types() -> None:
 def test_evaluation_error_pickles() -> None:
     error = EvaluationError("boom", "a - 1", Location("f", 1, 2), hint="h")
     copy = pickle.loads(pickle.dumps(error))
-    assert (copy.message, copy.source, copy.location, copy.hint) == ("boom", "a - 1", error.location, "h")
+    fields = (copy.message, copy.source, copy.location, copy.hint)
+    assert fields == ("boom", "a - 1", error.location, "h")
     assert str(copy) == str(error)
 
 
@@ -964,11 +994,14 @@ def test_expression_object() -> None:
     assert expr.location == where
     assert expr.ast == Compare(Name("x"), (">",), (Literal(1),))
     assert expr.evaluator({"x": 2}) is True
+    assert expr({"x": 2}) is True
     assert "x > 1" in repr(expr)
+    assert callable(expr)
 
 
 def test_expression_pickles_by_recompiling() -> None:
-    expr = compile_expression("x > 1 and len(y) == 2", names={"x", "y"}, location=Location("f", 2, 3))
+    where = Location("f", 2, 3)
+    expr = compile_expression("x > 1 and len(y) == 2", names={"x", "y"}, location=where)
     copy = pickle.loads(pickle.dumps(expr))
     assert copy.source == expr.source
     assert copy.location == expr.location

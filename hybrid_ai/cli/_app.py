@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Optional, TypeVar
+from typing import Any, TypeVar
 
 import typer
 
@@ -68,9 +67,9 @@ def _print_result(result: Result, as_json: bool, explain: bool) -> None:
 @guarded
 def run(
     pipeline: Path = PipelineArg,
-    text: Optional[str] = typer.Option(None, "--text", "-t", help="the case's text"),
-    input: Optional[str] = typer.Option(None, "--input", "-i", help="one case as JSON"),
-    file: Optional[Path] = typer.Option(None, "--file", "-f", help="cases as JSON Lines"),
+    text: str | None = typer.Option(None, "--text", "-t", help="the case's text"),
+    input: str | None = typer.Option(None, "--input", "-i", help="one case as JSON"),
+    file: Path | None = typer.Option(None, "--file", "-f", help="cases as JSON Lines"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     explain: bool = typer.Option(False, "--explain", help="print each explanation"),
     plugin: list[str] = PluginOpt,
@@ -92,7 +91,7 @@ def run(
 def _run_file(engine: Engine, file: Path, as_json: bool, explain: bool) -> int:
     records = list(read_jsonl(file))
     results = _results(engine, records, progress=False)
-    for record, result in zip(records, results):
+    for record, result in zip(records, results, strict=True):
         if explain and not as_json:
             typer.echo(f"--- {file}:{record.line}")
         _print_result(result, as_json, explain)
@@ -136,7 +135,7 @@ def batch(
     with _engine(pipeline, plugin) as engine:
         results = _results(engine, records, progress, concurrency)
     with output.open("w", encoding="utf-8") as handle:
-        for record, result in zip(records, results):
+        for record, result in zip(records, results, strict=True):
             row = {"line": record.line, **result.to_dict()}
             handle.write(json.dumps(row, default=str) + "\n")
     failed = sum(not r.ok for r in results)
@@ -213,4 +212,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

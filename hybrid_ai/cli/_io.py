@@ -10,7 +10,7 @@ from typing import Any
 
 from .._errors import InputError
 
-__all__ = ["Record", "read_jsonl", "parse_case_json"]
+__all__ = ["Record", "parse_case_json", "read_jsonl"]
 
 
 @dataclass(frozen=True)

@@ -41,10 +41,10 @@ class FuseStage(BaseStage):
         predictions = view.of("prediction")
         scores = self.strategy(predictions, self.weights)
         if not scores:
-            data = {"label": None, "abstain": True, "reason": "no prediction to fuse"}
-            return [NewFact(self.output, data, derived_from=predictions)]
+            empty = {"label": None, "abstain": True, "reason": "no prediction to fuse"}
+            return [NewFact(self.output, empty, derived_from=predictions)]
         label, score = next(iter(scores.items()))
-        data = {
+        data: dict[str, Any] = {
             "label": label,
             "proba": dict(list(scores.items())[: self.top_k]),
             "models": [p.data.get("model") for p in predictions],

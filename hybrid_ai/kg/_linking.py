@@ -28,11 +28,12 @@ Similarity = Callable[[list[str], list[str]], NDArray[Any]]
 
 _WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
 # Words a fuzzy n-gram of running text may not begin or end with ("a withdraw", "for one time").
-_STOP = frozenset(
-    "a an the my me i you your we our it its this that to for of in on at by from with and or "
-    "is was be been do did does have has had can could will would what why how when where"
-    .split()
-)
+_STOP = frozenset([
+    "a", "an", "the", "my", "me", "i", "you", "your", "we", "our", "it", "its", "this", "that",
+    "to", "for", "of", "in", "on", "at", "by", "from", "with", "and", "or", "is", "was", "be",
+    "been", "do", "did", "does", "have", "has", "had", "can", "could", "will", "would", "what",
+    "why", "how", "when", "where",
+])
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,15 +62,18 @@ class Mention:
 
 
 def _fold_plural(word: str) -> str:
-    # Deliberately simple English rules: enough for "cards"/"fees"/"currencies"; words like
-    # "status", "address" and "this" are protected by their endings.
+    # Deliberately simple English rules: enough for "cards", "top-ups", "currencies"; words
+    # like "status", "address", "this" and "was" are protected by their endings.
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
     if word.endswith(("sses", "ches", "shes", "xes")):
         return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+    if len(word) >= 3 and word.endswith("s") and not word.endswith(_KEEP_S):
         return word[:-1]
     return word
+
+
+_KEEP_S = ("ss", "us", "is", "as", "os")
 
 
 def _norm_token(token: str) -> str:
@@ -116,6 +120,7 @@ class EntityLinker:
         scorer: Callable[..., float] | None = None,
         similarity: Similarity | None = None,
         min_similarity: float = 0.5,
+        min_mention_score: float = 90.0,
     ) -> None:
         self.store = store
         self.label_predicates = tuple(label_predicates)
@@ -124,6 +129,7 @@ class EntityLinker:
         self.scorer = scorer
         self.similarity = similarity
         self.min_similarity = min_similarity
+        self.min_mention_score = min_mention_score
         self._index: dict[str, list[_Surface]] | None = None
         self._keys: list[str] = []
         self._surfaces: list[_Surface] = []
@@ -196,14 +202,14 @@ class EntityLinker:
         found = [Candidate(e.node, self._label(e.node), 100.0, e.text, "exact") for e in entries]
         return sorted(found, key=lambda c: (c.label, c.node.value))
 
-    def _fuzzy(self, key: str, exclude: set[IRI]) -> list[Candidate]:
+    def _fuzzy(self, key: str, exclude: set[IRI], cutoff: float | None = None) -> list[Candidate]:
         from rapidfuzz import fuzz, process  # deferred: only fuzzy lookups need it
 
         index = self._ready()
         scorer = self.scorer or fuzz.token_sort_ratio
         best: dict[IRI, Candidate] = {}
-        hits = process.extract(key, self._keys, scorer=scorer, score_cutoff=self.min_score,
-                               limit=None)
+        floor = cutoff or self.min_score
+        hits = process.extract(key, self._keys, scorer=scorer, score_cutoff=floor, limit=None)
         for choice, score, _ in hits:
             for entry in index[choice]:
                 if entry.node not in exclude:
@@ -231,19 +237,18 @@ class EntityLinker:
         """Label and alias occurrences in raw text, longest first, never overlapping.
 
         ``linker.find_mentions("my card was stolen")`` -> one Mention for "card". With
-        ``fuzzy=True``, words left over after exact matching are also matched fuzzily
-        (n-grams of at least 4 characters), which catches typos such as "contactles".
+        ``fuzzy=True`` near misses compete too (a longer fuzzy span beats a shorter exact one),
+        which catches typos such as "virtal card" (see :meth:`_fuzzy_span` for safeguards).
         """
         tokens = _tokens(text)
-        taken = [False] * len(tokens)
-        spans = _select(self._exact_spans(tokens), taken)
+        spans = self._exact_spans(tokens)
         if fuzzy:
-            spans += _select(self._fuzzy_spans(tokens, taken), taken)
+            spans += self._fuzzy_spans(tokens, {(first, size) for first, size, _ in spans})
         mentions = []
-        for first, size in sorted(spans):
+        for first, size, candidates in sorted(_select(spans, len(tokens))):
             start, end = tokens[first][1], tokens[first + size - 1][2]
-            candidates = self.link(text[start:end], limit=limit)
-            mentions.append(Mention(text[start:end], start, end, tuple(candidates)))
+            found = candidates or self.link(text[start:end], limit=limit)
+            mentions.append(Mention(text[start:end], start, end, tuple(found[:limit])))
         return mentions
 
     def _ngrams(self, tokens: list[tuple[str, int, int]]) -> Iterable[tuple[int, int, str]]:
@@ -252,43 +257,55 @@ class EntityLinker:
             for size in range(1, min(self._longest, len(words) - first) + 1):
                 yield first, size, " ".join(words[first : first + size])
 
-    def _exact_spans(self, tokens: list[tuple[str, int, int]]) -> list[tuple[int, int]]:
+    def _exact_spans(self, tokens: list[tuple[str, int, int]]) -> list[_Span]:
         index = self._ready()
-        return [(first, size) for first, size, key in self._ngrams(tokens) if key in index]
+        return [(first, size, []) for first, size, key in self._ngrams(tokens) if key in index]
 
     def _fuzzy_spans(
-        self, tokens: list[tuple[str, int, int]], taken: list[bool]
-    ) -> list[tuple[int, int]]:
-        spans = []
+        self, tokens: list[tuple[str, int, int]], exact: set[tuple[int, int]]
+    ) -> list[_Span]:
+        spans: list[_Span] = []
         for first, size, key in self._ngrams(tokens):
-            words = key.split()
-            if any(taken[first : first + size]) or words[0] in _STOP or words[-1] in _STOP:
-                continue
-            if len(key) >= 4 and self._fuzzy_key(key, len(words)):
-                spans.append((first, size))
+            if (first, size) not in exact:
+                candidates = self._fuzzy_span(key)
+                if candidates:
+                    spans.append((first, size, candidates))
         return spans
 
-    def _fuzzy_key(self, key: str, size: int) -> bool:
-        """Whether some label is a near miss for an n-gram of running text.
+    def _fuzzy_span(self, key: str) -> list[Candidate]:
+        """Near-miss labels for one n-gram of running text.
 
-        Stricter than :meth:`link`, because every n-gram of a message is tried: the label must
-        have as many words and the same first letter (typos rarely hit the first letter, while
-        "change" vs "exchange" would otherwise score 86).
+        Stricter than :meth:`link` because every n-gram of a message is tried: at least five
+        characters, no stopword at either end, ``min_mention_score``, and the label must have
+        as many words and the same first letter (typos rarely hit the first letter, while
+        "change" vs "charge" or "used" vs "usd" would otherwise pass).
         """
-        from rapidfuzz import fuzz, process
+        words = key.split()
+        if len(key) < 5 or words[0] in _STOP or words[-1] in _STOP:
+            return []
+        found = self._fuzzy(key, exclude=set(), cutoff=self.min_mention_score)
+        return [c for c in found if _same_shape(normalise(c.matched), words)]
 
-        scorer = self.scorer or fuzz.token_sort_ratio
-        hits = process.extract(key, self._keys, scorer=scorer, score_cutoff=self.min_score,
-                               limit=None)
-        return any(c[0] == key[0] and len(c.split()) == size for c, _, _ in hits)
 
-def _select(spans: list[tuple[int, int]], taken: list[bool]) -> list[tuple[int, int]]:
-    """Longest spans first (leftmost on ties), skipping any that overlap one already taken."""
+_Span = tuple[int, int, list[Candidate]]
+
+
+def _same_shape(label: str, words: list[str]) -> bool:
+    return label[:1] == words[0][:1] and len(label.split()) == len(words)
+
+
+def _select(spans: list[_Span], length: int) -> list[_Span]:
+    """Longest spans first, then exact before fuzzy, then leftmost; never overlapping.
+
+    Exact spans carry no precomputed candidates, so ``bool(span[2])`` sorts them first.
+    """
+    taken = [False] * length
     chosen = []
-    for first, size in sorted(spans, key=lambda span: (-span[1], span[0])):
+    for span in sorted(spans, key=lambda span: (-span[1], bool(span[2]), span[0])):
+        first, size = span[0], span[1]
         if not any(taken[first : first + size]):
             taken[first : first + size] = [True] * size
-            chosen.append((first, size))
+            chosen.append(span)
     return chosen
 
 

@@ -78,7 +78,8 @@ class EmbeddingCache:
         keys = [cache_key(model_id, task, text) for text in texts]
         found = self._memory_get_many(keys)
         if self.directory is not None:
-            found = [self._disk_get(k) if v is None else v for k, v in zip(keys, found, strict=True)]
+            pairs = zip(keys, found, strict=True)
+            found = [self._disk_get(k) if v is None else v for k, v in pairs]
         self._count(found)
         return found
 

@@ -138,18 +138,32 @@ def _shared_model(path: Path, device: str) -> _Loaded:
 
 def _load(path: Path, device: str) -> _Loaded:
     torch, transformers = _import_backend()
+    target = _torch_device(torch, device)
     try:
-        target = torch.device(device)
-    except RuntimeError as exc:
-        raise ConfigError(f"encoder device {device!r} is not a torch device: {exc}") from exc
-    tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
-    model = transformers.AutoModel.from_pretrained(path, local_files_only=True)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = transformers.AutoModel.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(
+            f"could not load an encoder from {path}: {exc}; model_path must hold a transformers "
+            "model saved with save_pretrained (config.json, weights and tokenizer files)"
+        ) from exc
     # float32 on purpose: it is what sentence-transformers computes, so vectors agree to 1e-6.
     model = model.to(device=target, dtype=torch.float32).eval()
     _prime(tokenizer)
     limit = int(getattr(tokenizer, "model_max_length", 0) or 0)
     positions = int(getattr(model.config, "max_position_embeddings", 0) or 0)
     return _Loaded(torch, tokenizer, model, target, _max_tokens(limit, positions))
+
+
+def _torch_device(torch: Any, device: str) -> Any:
+    """Check the device before the weights load, so a typo costs no time."""
+    try:
+        target = torch.device(device)
+    except RuntimeError as exc:
+        raise ConfigError(f"encoder device {device!r} is not a torch device: {exc}") from exc
+    if target.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"encoder device {device!r} asks for CUDA, which this torch cannot use")
+    return target
 
 
 def _max_tokens(tokenizer_limit: int, positions: int) -> int:

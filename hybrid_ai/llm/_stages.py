@@ -137,7 +137,7 @@ def _centroids(vectors: Any, labels: Sequence[str]) -> tuple[list[str], Any]:
     names = sorted(set(labels))
     index = {name: i for i, name in enumerate(names)}
     sums = np.zeros((len(names), vectors.shape[1]), dtype=np.float32)
-    for row, label in zip(vectors, labels):
+    for row, label in zip(vectors, labels, strict=True):
         sums[index[label]] += row
     norms = np.linalg.norm(sums, axis=1, keepdims=True)
     return names, sums / np.maximum(norms, 1e-12)

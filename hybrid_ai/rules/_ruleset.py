@@ -156,21 +156,37 @@ def _value(value: Any, functions: Mapping[str, Callable[..., Any]], where: Locat
     if isinstance(value, str) and value.startswith("="):
         expr = compile_expression(value[1:], functions=functions, location=where)
         return expr.__call__
-    return lambda env, _v=value: _v
+    return _constant(value)
+
+
+def _constant(value: Any) -> Value:
+    def constant(env: Mapping[str, Any]) -> Any:
+        return value
+
+    return constant
+
+
+def _formatted(expr: Expression) -> Value:
+    def formatted(env: Mapping[str, Any]) -> Any:
+        return _fmt(expr(env))
+
+    return formatted
 
 
 def _template(text: str, functions: Mapping[str, Callable[..., Any]], where: Location) -> Value:
     parts: list[Value] = []
     pos = 0
     for match in _TEMPLATE.finditer(text):
-        literal = text[pos:match.start()]
-        parts.append(lambda env, _s=literal: _s)
+        parts.append(_constant(text[pos:match.start()]))
         expr = compile_expression(match.group(1), functions=functions, location=where)
-        parts.append(lambda env, _e=expr: _fmt(_e(env)))
+        parts.append(_formatted(expr))
         pos = match.end()
-    tail = text[pos:]
-    parts.append(lambda env, _s=tail: _s)
-    return lambda env: "".join(str(p(env)) for p in parts)
+    parts.append(_constant(text[pos:]))
+
+    def render(env: Mapping[str, Any]) -> Any:
+        return "".join(str(p(env)) for p in parts)
+
+    return render
 
 
 def _fmt(value: Any) -> str:

@@ -107,6 +107,22 @@ def test_bad_model_path_is_a_config_error(tmp_path: Path) -> None:
         Encoder(model_path=tmp_path).encode(["hi"])
 
 
+def test_model_dir_without_weights_is_a_config_error(tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    (tmp_path / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(ConfigError, match="could not load an encoder"):
+        Encoder(model_path=tmp_path).warm_up()
+
+
+def test_unusable_device_is_a_config_error() -> None:
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ConfigError, match="not a torch device"):
+        Encoder(device="gpu").warm_up()
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA"):
+            Encoder(device="cuda").warm_up()
+
+
 def test_bad_settings_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="batch_size"):
         Encoder(batch_size=0)
