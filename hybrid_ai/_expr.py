@@ -60,6 +60,7 @@ Functions (the whitelist; a pipeline may add its own)
     Numbers: ``abs(x)``, ``round(x[, digits])``, ``min(...)``, ``max(...)`` (of a list or of
     several arguments), ``sum(list)``, ``count(list[, value])`` (non-null items, or occurrences).
     Logic: ``any(list)``, ``all(list)``, ``coalesce(a, b, ...)`` (the first non-null argument).
+    Lists: ``pluck(list, key)`` (that field of every item: ``'fraud' in pluck(facts.flag, 'name')``).
     Conversion: ``int(x)``, ``float(x)``, ``str(x)``, ``bool(x)`` (text ``'true'/'false'/'yes'/
     'no'/'1'/'0'/'on'/'off'`` is understood; ``bool(null)`` is false).
     Dates: ``date(x)`` and ``datetime(x)`` from ISO text (``'2024-01-31'``,
@@ -1104,6 +1105,13 @@ def _fn_coalesce(*values: Any) -> Any:
     return next((value for value in values if value is not None), None)
 
 
+def _fn_pluck(items: Any, key: Any) -> list[Any] | None:
+    # Rules need to test a field across every fact of a kind: 'fraud' in pluck(facts.flag, 'name').
+    if items is None:
+        return None
+    return [_read_item(item, key) for item in _list_arg("pluck", items)]
+
+
 BUILTIN_FUNCTIONS: Final[Mapping[str, Callable[..., Any]]] = MappingProxyType(
     {
         "abs": _fn_abs,
@@ -1111,6 +1119,7 @@ BUILTIN_FUNCTIONS: Final[Mapping[str, Callable[..., Any]]] = MappingProxyType(
         "any": _fn_any,
         "bool": _fn_bool,
         "coalesce": _fn_coalesce,
+        "pluck": _fn_pluck,
         "contains": _fn_contains,
         "count": _fn_count,
         "date": _fn_date,

@@ -24,6 +24,7 @@ __all__ = ["PluginInfo", "Plugins", "Registry", "active_plugins"]
 
 T = TypeVar("T")
 ENTRY_POINT_GROUP = "hybrid_ai"
+BUILTINS = "hybrid_ai.builtins"
 # Set while a graph is built, so components that compile rules see the pipeline's own plugins.
 _ACTIVE: contextvars.ContextVar[Plugins | None] = contextvars.ContextVar("hybrid_ai_plugins",
                                                                          default=None)
@@ -91,12 +92,14 @@ class Plugins:
         self.pm.add_hookspecs(hookspecs)
         from . import _builtins
 
-        self.pm.register(_builtins, name="hybrid_ai.builtins")
+        self.pm.register(_builtins, name=BUILTINS)
         if entry_points:
             self._load_entry_points()
         self.modules = tuple(modules)
         for module in self.modules:
-            self.pm.register(import_plugin(module), name=module)
+            plugin = import_plugin(module)
+            if not self.pm.is_registered(plugin):  # also installed through its entry point
+                self.pm.register(plugin, name=module)
         for obj in objects:
             self.pm.register(obj)
         self.hook = self.pm.hook
@@ -179,6 +182,11 @@ class Plugins:
     def _info(self, name: str, plugin: object, dist: Any) -> PluginInfo:
         provides = {kind: tuple(n for n in reg if reg.owner(n) == name)
                     for kind, reg in self._all_registries()}
+        if dist is None and name == BUILTINS:
+            from importlib.metadata import version
+
+            return PluginInfo(name, "hybrid-ai", version("hybrid-ai"),
+                              {k: v for k, v in provides.items() if v})
         return PluginInfo(
             name=name,
             distribution=dist.project_name if dist is not None else None,

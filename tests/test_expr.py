@@ -1132,3 +1132,10 @@ def test_parse_cache_returns_equal_trees_with_their_own_locations() -> None:
     two = parse_expression("x > 1", Location("b.yaml", 9, 1))
     assert one == two
     assert one.location != two.location
+
+
+def test_pluck_reads_one_field_of_every_item() -> None:
+    expr = compile_expression("'fraud' in pluck(facts.flag, 'name')")
+    assert expr({"facts": {"flag": [{"name": "urgent"}, {"name": "fraud"}]}}) is True
+    assert expr({"facts": {"flag": [{"name": "urgent"}]}}) is False
+    assert expr({"facts": {}}) is False

@@ -149,6 +149,8 @@ def validate(pipeline: Path = PipelineArg, plugin: list[str] = PluginOpt) -> Non
     try:
         engine = _engine(pipeline, plugin)
     except ConfigError as exc:
+        if not exc.problems:  # e.g. the file cannot be read: the message says it all
+            _fail(exc)
         typer.echo(f"{pipeline}: {len(exc.problems)} problem(s)", err=True)
         for problem in exc.problems:
             typer.echo(f"  {problem}", err=True)

@@ -14,8 +14,8 @@ from typing import Any
 
 from .._errors import UnknownComponentError
 from .._facts import Fact, FactView, NewFact
+from .._plugins import active_plugins
 from .._stage import BaseStage
-from ._strategies import FUSION_STRATEGIES
 
 __all__ = ["DecideStage", "FuseStage"]
 
@@ -29,11 +29,13 @@ class FuseStage(BaseStage):
 
     def __init__(self, *, strategy: str = "soft_vote", weights: Mapping[str, float] | None = None,
                  output: str = "intent", top_k: int = 5) -> None:
-        if strategy not in FUSION_STRATEGIES:
-            raise UnknownComponentError("fusion strategy", strategy, FUSION_STRATEGIES)
+        # The pipeline's plugins may register strategies of their own (hybrid_ai_fusion_strategies).
+        strategies = active_plugins().fusion_strategies
+        if strategy not in strategies:
+            raise UnknownComponentError("fusion strategy", strategy, strategies.names())
         super().__init__(strategy=strategy, weights=dict(weights or {}), output=output,
                          top_k=top_k)
-        self.strategy, self.weights = FUSION_STRATEGIES[strategy], dict(weights or {})
+        self.strategy, self.weights = strategies.get(strategy), dict(weights or {})
         self.output, self.top_k = output, top_k
         self.produces = (output,)
 

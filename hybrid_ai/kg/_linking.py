@@ -11,19 +11,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import numpy as np
-from numpy.typing import NDArray
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._store import TripleStore
 from ._terms import IRI, RDF, RDFS, SKOS
 from ._terms import Literal as RDFLiteral
 
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
 __all__ = ["Candidate", "EntityLinker", "Mention", "Similarity", "normalise"]
 
 Method = Literal["exact", "fuzzy", "embedding"]
-Similarity = Callable[[list[str], list[str]], NDArray[Any]]
+Similarity = Callable[[list[str], list[str]], "NDArray[Any]"]
 """``similarity(mentions, labels)`` -> array of shape (len(mentions), len(labels)) in [0, 1]."""
 
 _WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
@@ -104,10 +104,11 @@ class EntityLinker:
 
     ``linker = EntityLinker(store).build(); linker.link("top-upp")[0].node``
 
-    ``types`` limits linking to nodes of those rdf:types. ``scorer`` is any rapidfuzz-style
-    ``(a, b) -> 0..100`` function on normalised strings; the default, token_sort_ratio, is
-    typo- and order-tolerant without token_set_ratio's habit of scoring any word subset 100
-    (which would make "card" a perfect match for "virtual card").
+    ``types`` limits indexing to nodes of those rdf:types (``link`` and ``find_mentions``
+    also take ``types`` per call, so one linker can serve several uses). ``scorer`` is any
+    rapidfuzz-style ``(a, b) -> 0..100`` function on normalised strings; the default,
+    token_sort_ratio, is typo- and order-tolerant without token_set_ratio's habit of scoring
+    any word subset 100 (which would make "card" a perfect match for "virtual card").
     """
 
     def __init__(
@@ -134,12 +135,14 @@ class EntityLinker:
         self._keys: list[str] = []
         self._surfaces: list[_Surface] = []
         self._labels: dict[IRI, str] = {}
+        self._kinds: dict[IRI, frozenset[IRI]] = {}
         self._longest = 0
 
     # ---- building ------------------------------------------------------------------------
 
     def build(self) -> EntityLinker:
         """Index every label and alias (the heavy step); returns self. Call again after edits."""
+        self._labels, self._kinds = {}, {}  # the store may have changed since the last build
         index: dict[str, list[_Surface]] = {}
         surfaces: list[_Surface] = []
         for node, text in self._label_texts():
@@ -163,10 +166,16 @@ class EntityLinker:
         found.sort(key=lambda pair: (pair[0].value, pair[1]))  # stable, order-free results
         return found
 
-    def _wanted(self, node: IRI) -> bool:
-        if self.types is None:
-            return True
-        return any(kind in self.types for kind in self.store.objects(node, RDF.type))
+    def _wanted(self, node: IRI, types: frozenset[IRI] | None = None) -> bool:
+        wanted = self.types if types is None else types
+        return wanted is None or not wanted.isdisjoint(self._kinds_of(node))
+
+    def _kinds_of(self, node: IRI) -> frozenset[IRI]:
+        found = self._kinds.get(node)
+        if found is None:
+            kinds = self.store.objects(node, RDF.type)
+            found = self._kinds[node] = frozenset(k for k in kinds if isinstance(k, IRI))
+        return found
 
     def _ready(self) -> dict[str, list[_Surface]]:
         if self._index is None:
@@ -182,25 +191,35 @@ class EntityLinker:
 
     # ---- linking one mention -------------------------------------------------------------
 
-    def link(self, mention: str, *, limit: int = 5) -> list[Candidate]:
-        """Candidates for a mention, best first: ``linker.link("atm")``.
+    def link(
+        self, mention: str, *, limit: int = 5, types: Iterable[IRI] | None = None
+    ) -> list[Candidate]:
+        """Candidates for a mention, best first: ``linker.link("atm", types=[BANK.Product])``.
 
-        Exact matches (score 100) come first, then fuzzy ones above ``min_score``; embedding
-        similarity is tried only when neither found anything.
+        Exact matches (score 100; a verbatim label before a normalised one) come first, then
+        fuzzy ones above ``min_score``; embedding similarity is tried only when neither found
+        anything. ``types`` keeps only nodes with one of those rdf:types.
         """
         key = normalise(mention)
         if not key:
             return []
-        found = self._exact(key)
+        found = self._exact(key, mention)
         found += self._fuzzy(key, exclude={c.node for c in found})
+        if types is not None:
+            wanted = frozenset(types)
+            found = [c for c in found if self._wanted(c.node, wanted)]
         if not found and self.similarity is not None:
             found = self._embedded(mention)
         return found[:limit]
 
-    def _exact(self, key: str) -> list[Candidate]:
+    def _exact(self, key: str, mention: str) -> list[Candidate]:
         entries = self._ready().get(key, [])
         found = [Candidate(e.node, self._label(e.node), 100.0, e.text, "exact") for e in entries]
-        return sorted(found, key=lambda c: (c.label, c.node.value))
+        # "exchange_rate" should find the node labelled exactly that before the one labelled
+        # "Exchange rate", although both normalise to the same key.
+        folded = mention.casefold()
+        return sorted(found, key=lambda c: (c.matched != mention, c.matched.casefold() != folded,
+                                            c.label, c.node.value))
 
     def _fuzzy(self, key: str, exclude: set[IRI], cutoff: float | None = None) -> list[Candidate]:
         from rapidfuzz import fuzz, process  # deferred: only fuzzy lookups need it
@@ -223,6 +242,8 @@ class EntityLinker:
         texts = [s.text for s in self._surfaces]
         if not texts:
             return []
+        import numpy as np  # deferred: only the embedding seam needs it
+
         row = np.asarray(self.similarity([mention], texts), dtype=float)[0]
         best: dict[IRI, Candidate] = {}
         for surface, value in zip(self._surfaces, row, strict=True):
@@ -233,21 +254,30 @@ class EntityLinker:
 
     # ---- scanning raw text ---------------------------------------------------------------
 
-    def find_mentions(self, text: str, *, fuzzy: bool = False, limit: int = 5) -> list[Mention]:
+    def find_mentions(
+        self,
+        text: str,
+        *,
+        fuzzy: bool = False,
+        limit: int = 5,
+        types: Iterable[IRI] | None = None,
+    ) -> list[Mention]:
         """Label and alias occurrences in raw text, longest first, never overlapping.
 
         ``linker.find_mentions("my card was stolen")`` -> one Mention for "card". With
         ``fuzzy=True`` near misses compete too (a longer fuzzy span beats a shorter exact one),
         which catches typos such as "virtal card" (see :meth:`_fuzzy_span` for safeguards).
         """
+        wanted = frozenset(types) if types is not None else None
         tokens = _tokens(text)
-        spans = self._exact_spans(tokens)
+        spans = self._exact_spans(tokens, wanted)
         if fuzzy:
-            spans += self._fuzzy_spans(tokens, {(first, size) for first, size, _ in spans})
+            exact = {(first, size) for first, size, _ in spans}
+            spans += self._fuzzy_spans(tokens, exact, wanted)
         mentions = []
         for first, size, candidates in sorted(_select(spans, len(tokens))):
             start, end = tokens[first][1], tokens[first + size - 1][2]
-            found = candidates or self.link(text[start:end], limit=limit)
+            found = candidates or self.link(text[start:end], limit=limit, types=wanted)
             mentions.append(Mention(text[start:end], start, end, tuple(found[:limit])))
         return mentions
 
@@ -257,17 +287,26 @@ class EntityLinker:
             for size in range(1, min(self._longest, len(words) - first) + 1):
                 yield first, size, " ".join(words[first : first + size])
 
-    def _exact_spans(self, tokens: list[tuple[str, int, int]]) -> list[_Span]:
+    def _exact_spans(
+        self, tokens: list[tuple[str, int, int]], wanted: frozenset[IRI] | None
+    ) -> list[_Span]:
         index = self._ready()
-        return [(first, size, []) for first, size, key in self._ngrams(tokens) if key in index]
+        return [
+            (first, size, [])
+            for first, size, key in self._ngrams(tokens)
+            if key in index and any(self._wanted(e.node, wanted) for e in index[key])
+        ]
 
     def _fuzzy_spans(
-        self, tokens: list[tuple[str, int, int]], exact: set[tuple[int, int]]
+        self,
+        tokens: list[tuple[str, int, int]],
+        exact: set[tuple[int, int]],
+        wanted: frozenset[IRI] | None,
     ) -> list[_Span]:
         spans: list[_Span] = []
         for first, size, key in self._ngrams(tokens):
             if (first, size) not in exact:
-                candidates = self._fuzzy_span(key)
+                candidates = [c for c in self._fuzzy_span(key) if self._wanted(c.node, wanted)]
                 if candidates:
                     spans.append((first, size, candidates))
         return spans

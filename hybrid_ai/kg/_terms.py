@@ -111,7 +111,7 @@ class Literal:
 
     def n3(self) -> str:
         """N-Triples form: ``Literal("5", XSD_INTEGER).n3()`` is ``"5"^^<...#integer>``."""
-        quoted = '"' + escape_string(self.lexical) + '"'
+        quoted = '"' + _escape_string(self.lexical) + '"'
         if self.lang is not None:
             return quoted + "@" + self.lang
         if self.datatype == XSD_STRING:
@@ -188,8 +188,8 @@ _STRING_SPECIAL = re.compile(r'[\\"\n\r]')
 _IRI_SPECIAL = re.compile(r'[\x00-\x20<>"{}|^`\\]')
 
 
-def escape_string(text: str) -> str:
-    """Escape a lexical form for N-Triples: ``escape_string('a"b') == 'a\\\\"b'``."""
+def _escape_string(text: str) -> str:
+    """Escape a lexical form for N-Triples: ``_escape_string('a"b') == 'a\\\\"b'``."""
     return _STRING_SPECIAL.sub(lambda m: _STRING_ESCAPES[m.group()], text)
 
 

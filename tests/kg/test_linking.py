@@ -131,6 +131,27 @@ def test_types_filter() -> None:
     assert [c.node for c in only.link("card")] == [EX.card]
 
 
+def test_per_call_types_filter_spans_and_candidates() -> None:
+    store = labelled(("card", "Card", []))
+    store.add(EX.fraud, RDF.type, EX.Policy)
+    store.add(EX.fraud, SKOS.altLabel, Literal("compromised card"))
+    linker = EntityLinker(store).build()
+    text = "is my compromised card blocked?"
+    assert [m.text for m in linker.find_mentions(text)] == ["compromised card"]
+    (mention,) = linker.find_mentions(text, types=[EX.Product])
+    assert (mention.text, mention.candidates[0].node) == ("card", EX.card)
+    assert linker.link("compromised card", types=[EX.Product]) == []
+
+
+def test_verbatim_label_outranks_normalised_one() -> None:
+    store = labelled(("exchange_rate", "Exchange rate", []))
+    store.add(EX.intent_exchange_rate, RDFS.label, Literal("exchange_rate"))
+    linker = EntityLinker(store).build()
+    assert linker.link("exchange_rate")[0].node == EX.intent_exchange_rate
+    assert linker.link("Exchange rate")[0].node == EX.exchange_rate
+    assert {c.score for c in linker.link("exchange rate")} == {100.0}
+
+
 def test_similarity_seam_is_used_only_without_lexical_candidates(linker: EntityLinker) -> None:
     calls: list[list[str]] = []
 
@@ -161,3 +182,10 @@ def test_banking_links_stolen_card_message() -> None:
     assert linker.link("topup")[0].node == BANK.top_up
     assert linker.link("pin number")[0].node == BANK.pin
     assert linker.link("atm")[0].node == BANK.atm
+
+
+def test_banking_intent_labels_link_to_their_intent() -> None:
+    store = load(ROOT / "knowledge" / "banking.json")
+    linker = EntityLinker(store).build()
+    for intent in store.subjects(RDF.type, BANK.Intent):
+        assert linker.link(store.label(intent), limit=1)[0].node == intent
