@@ -74,6 +74,12 @@ def _cosine_gap(ours: np.ndarray, theirs: np.ndarray) -> float:
     return float(np.max(np.abs(1.0 - cosine)))
 
 
+def cpu_pressure() -> str | None:
+    """Linux PSI line for CPU: high "some" averages mean other work was competing for the CPU."""
+    psi = Path("/proc/pressure/cpu")
+    return psi.read_text().splitlines()[0] if psi.exists() else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
@@ -89,6 +95,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)  # sentence-transformers has no knob of its own
     texts = load_texts(args.data, args.n)
     st_model = SentenceTransformer(str(default_model_path()), device="cpu")
+    pressure_before = cpu_pressure()
     results = [
         bench_batch_size(texts, bs, args.threads, st_model, args.rounds) for bs in args.batch_sizes
     ]
@@ -99,6 +106,8 @@ def main() -> None:
         "rounds": args.rounds,
         "torch": torch.__version__,
         "cpu": platform.processor() or platform.machine(),
+        "cpu_pressure_before": pressure_before,
+        "cpu_pressure_after": cpu_pressure(),
         "results": results,
     }
     print(json.dumps(report, indent=2))

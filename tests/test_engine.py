@@ -604,7 +604,7 @@ def test_case_deadline_with_errors_return(make: Any) -> None:
 
 def test_batch_deadline_gives_error_rows(make: Any) -> None:
     engine = make(route(("text == 'slow'", stage(Waits())), default=stage(AsyncUpper())))
-    results = engine.run_batch(["fast", "slow", "fast too"], timeout=0.1)
+    results = engine.run_batch(["fast", "slow", "fast too"], timeout=1.0)
     assert [r.ok for r in results] == [True, False, True]
 
 

@@ -36,10 +36,14 @@ class KGLookupStage(BaseStage):
     cost = 0.5
 
     def __init__(self, *, path: str, lookup: str | None = None, follow: list[str] | None = None,
-                 link_text: bool = True, depth: int = 3, min_score: float = 85.0) -> None:
+                 link_text: bool = True, depth: int = 3, min_score: float = 85.0,
+                 entity_types: list[str] | None = None,
+                 lookup_types: list[str] | None = None) -> None:
         kind = _lookup_kind(lookup)
         super().__init__(path=path, lookup=lookup, follow=follow or [], link_text=link_text,
-                         depth=depth, min_score=min_score)
+                         depth=depth, min_score=min_score, entity_types=entity_types,
+                         lookup_types=lookup_types)
+        self._types: dict[str, list[IRI] | None] = {}
         self.requires = ("input", kind) if kind else ("input",)
         self.produces = tuple(k for k, on in (("entity", link_text), ("knowledge", bool(kind)))
                               if on)
@@ -53,6 +57,8 @@ class KGLookupStage(BaseStage):
                 store = load(self.params["path"])
                 self._linker = EntityLinker(store, min_score=self.params["min_score"]).build()
                 self._store = store
+                self._types = {key: _resolve_types(store, self.params[key])
+                               for key in ("entity_types", "lookup_types")}
 
     def process(self, view: FactView) -> list[NewFact]:
         if self._linker is None:
@@ -68,7 +74,8 @@ class KGLookupStage(BaseStage):
         assert self._linker is not None
         root = view.last("input")
         out = []
-        for mention in self._linker.find_mentions(view.case.text):
+        types = self._types.get("entity_types")
+        for mention in self._linker.find_mentions(view.case.text, types=types):
             best = mention.candidates[0]
             data = {"text": mention.text, "start": mention.start, "end": mention.end,
                     "node": str(best.node), "label": best.label, "score": best.score,
@@ -86,7 +93,7 @@ class KGLookupStage(BaseStage):
         value = fact.data.get(field) if fact is not None else None
         if fact is None or value is None:
             return None
-        candidates = self._linker.link(str(value), limit=1)
+        candidates = self._linker.link(str(value), limit=1, types=self._types.get("lookup_types"))
         if not candidates:
             return None
         return self._describe(candidates[0], fact)
@@ -131,6 +138,19 @@ def _gather(store: TripleStore, start: IRI, follow: set[str],
                 seen.add(obj)
                 queue.append((obj, step, level + 1))
     return properties, paths
+
+
+def _resolve_types(store: TripleStore, names: list[str] | None) -> list[IRI] | None:
+    """Type names as written in the pipeline (local names or full IRIs) -> the store's IRIs."""
+    if not names:
+        return None
+    known = {t for t in store.objects(None, RDF.type) if isinstance(t, IRI)}
+    found = [t for t in known if t.local_name in names or t.value in names]
+    missing = set(names) - {t.local_name for t in found} - {t.value for t in found}
+    if missing:
+        available = ", ".join(sorted(t.local_name for t in known))
+        raise ValueError(f"unknown node type(s) {sorted(missing)}; the graph has: {available}")
+    return found
 
 
 def _candidate(c: Candidate) -> dict[str, Any]:
