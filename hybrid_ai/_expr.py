@@ -60,7 +60,7 @@ Functions (the whitelist; a pipeline may add its own)
     Numbers: ``abs(x)``, ``round(x[, digits])``, ``min(...)``, ``max(...)`` (of a list or of
     several arguments), ``sum(list)``, ``count(list[, value])`` (non-null items, or occurrences).
     Logic: ``any(list)``, ``all(list)``, ``coalesce(a, b, ...)`` (the first non-null argument).
-    Lists: ``pluck(list, key)`` (that field of every item: ``'fraud' in pluck(facts.flag, 'name')``).
+    Lists: ``pluck(list, key)``, that field of every item (``pluck(facts.flag, 'name')``).
     Conversion: ``int(x)``, ``float(x)``, ``str(x)``, ``bool(x)`` (text ``'true'/'false'/'yes'/
     'no'/'1'/'0'/'on'/'off'`` is understood; ``bool(null)`` is false).
     Dates: ``date(x)`` and ``datetime(x)`` from ISO text (``'2024-01-31'``,

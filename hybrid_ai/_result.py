@@ -19,7 +19,8 @@ from ._facts import Case, Fact
 
 __all__ = ["Explanation", "Result", "StageTrace"]
 
-Status = Literal["ok", "cached", "skipped", "failed", "timeout", "fallback", "not_run"]
+# "failed"/"timeout" traces carry a note when on_error=skip or fallback let the case go on.
+Status = Literal["ok", "cached", "failed", "timeout", "not_run"]
 
 
 @dataclass

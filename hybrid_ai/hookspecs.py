@@ -112,7 +112,8 @@ def hybrid_ai_stage_started(case: Case, stage: str) -> None:
 
 @hookspec
 def hybrid_ai_stage_finished(case: Case, stage: str, trace: StageTrace) -> None:
-    """Called after a stage ran, was served from cache, or was skipped by its policy."""
+    """Called after a stage ran or was served from cache (a failure calls ``stage_failed``;
+    a stage a cascade did not reach calls neither)."""
 
 
 @hookspec

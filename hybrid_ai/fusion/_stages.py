@@ -90,8 +90,10 @@ class DecideStage(BaseStage):
         data = {k: v for k, v in chosen.data.items() if k != "final"}
         data.update(final=True, overruled=[f.id for f in overruled],
                     alternatives=_alternatives(base, chosen))
+        # A model's confidence belongs to its own label: a rule choosing another label gets none.
+        agrees = base is not None and base.data.get("label") == chosen.data.get("label")
         confidence = chosen.confidence if chosen.confidence is not None else (
-            base.confidence if base is not None else None)
+            base.confidence if base is not None and agrees else None)
         return NewFact("decision", data, confidence=confidence, derived_from=[chosen, *overruled],
                        source=chosen.provenance.source,
                        detail={"precedence": chosen.data.get("strength")})
