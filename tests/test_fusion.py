@@ -208,8 +208,8 @@ def test_veto_beats_everything() -> None:
         [by_label["advised"], by_label["overridden"], by_label["model"]])
     assert draft.derived_from[0].data["label"] == "vetoed"
     assert draft.data["alternatives"] == {"model": 0.8, "alt": 0.1}
-    # no confidence of its own: the model's is carried
-    assert draft.confidence == 0.8
+    # no confidence of its own, and the model's belongs to another label: none is claimed
+    assert draft.confidence is None
 
 
 def test_override_beats_the_model() -> None:
