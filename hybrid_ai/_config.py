@@ -90,6 +90,12 @@ class RouteBranch(_Spec):
 
     when: str
     then: Node
+    _when_location: Location | None = PrivateAttr(default=None)
+
+    @property
+    def when_location(self) -> Location:
+        """Where the condition's text starts, so expression errors point at the token."""
+        return self._when_location or self.location
 
 
 class RouteSpec(_Spec):
@@ -199,8 +205,11 @@ class _Reader:
         for item in raw.get("branches") or []:
             if isinstance(item, Mapping) and "then" in item:
                 item = {**item, "then": self.node(item["then"]), "_raw": item}
-            branches.append(self.build(RouteBranch, item, item.get("_raw", item)
-                                       if isinstance(item, Mapping) else item))
+            raw_item = item.get("_raw", item) if isinstance(item, Mapping) else item
+            branch = self.build(RouteBranch, item, raw_item)
+            if branch is not None and isinstance(raw_item, LineDict):
+                branch._when_location = raw_item.value_location_of("when")
+            branches.append(branch)
         body["branches"] = branches
         if raw.get("default") is not None:
             body["default"] = self.node(raw["default"])

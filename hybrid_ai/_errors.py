@@ -93,8 +93,7 @@ class ExpressionError(ConfigError):
     """An expression does not parse, or names a variable or function that does not exist."""
 
     def __init__(self, message: str, location: Location = Location(), hint: str | None = None):
-        self.location = location
-        self.hint = hint
+        self.message, self.location, self.hint = message, location, hint
         super().__init__(str(Problem(message, location, hint)))
 
 

@@ -29,7 +29,14 @@ from ._config import (
     StageSpec,
     UseSpec,
 )
-from ._errors import HybridAIError, Location, PipelineError, Problem, UnknownComponentError
+from ._errors import (
+    ExpressionError,
+    HybridAIError,
+    Location,
+    PipelineError,
+    Problem,
+    UnknownComponentError,
+)
 from ._expr import Expression, compile_expression
 from ._facts import INPUT_KIND
 from ._plugins import _ACTIVE, Plugins
@@ -205,7 +212,7 @@ class _Builder:
         body, produced = spec.route, set(have)
         branches = []
         for branch in body.branches:
-            condition = self.condition(branch.when, have, branch.location)
+            condition = self.condition(branch.when, have, branch.when_location)
             node, out = self.node(branch.then, have, uses)
             branches.append((condition, node))
             produced |= out
@@ -219,8 +226,8 @@ class _Builder:
         try:
             return compile_expression(text, functions=self.functions,
                                       names=ROUTE_NAMES | have, location=where)
-        except HybridAIError as exc:
-            self.fail(f"route condition: {exc}", where)
+        except ExpressionError as exc:
+            self.fail(f"route condition: {exc.message}", exc.location, exc.hint)
             return None
 
     def cascade(self, spec: CascadeSpec,

@@ -23,9 +23,14 @@ class LineDict(dict[str, Any]):
 
     location: Location
     key_locations: dict[str, Location]
+    value_locations: dict[str, Location]
 
     def location_of(self, key: str) -> Location:
         return self.key_locations.get(key, self.location)
+
+    def value_location_of(self, key: str) -> Location:
+        """Where the value's own text starts (inside quotes; the line after ``>``/``|``)."""
+        return self.value_locations.get(key, self.location_of(key))
 
 
 class LineList(list[Any]):
@@ -39,18 +44,30 @@ def _loc(node: yaml.Node, file: str) -> Location:
     return Location(file, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+def _text_start(node: yaml.Node, file: str) -> Location:
+    mark = node.start_mark
+    style = getattr(node, "style", None)
+    if style in ('"', "'"):
+        return Location(file, mark.line + 1, mark.column + 2)
+    if style in (">", "|"):
+        # Block scalars start on the next line; their indentation is not kept by the parser.
+        return Location(file, mark.line + 2, None)
+    return Location(file, mark.line + 1, mark.column + 1)
+
+
 def _loader_for(file: str) -> type[yaml.SafeLoader]:
     class _Loader(yaml.SafeLoader):
         pass
 
     def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LineDict:
         result = LineDict()
-        result.location, result.key_locations = _loc(node, file), {}
+        result.location, result.key_locations, result.value_locations = _loc(node, file), {}, {}
         loader.flatten_mapping(node)
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
             result[key] = loader.construct_object(value_node, deep=True)
             result.key_locations[str(key)] = _loc(key_node, file)
+            result.value_locations[str(key)] = _text_start(value_node, file)
         return result
 
     def sequence(loader: yaml.SafeLoader, node: yaml.SequenceNode) -> LineList:

@@ -94,5 +94,5 @@ def test_few_shot_passes(tmp_path: Path, encoder: object) -> None:
                         "send money to my friend,transfer\nhow do I transfer funds,transfer\n")
     report = check_stage(FewShotStage, params={"examples_path": str(examples), "per_class": 2},
                          text="I want to move money to another account")
-    prediction = [f for f in report.output if f.kind == "prediction"][0]
+    prediction = next(f for f in report.output if f.kind == "prediction")
     assert prediction.data["label"] == "transfer"

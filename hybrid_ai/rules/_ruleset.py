@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .._errors import ConfigError, HybridAIError, Location, Problem
+from .._errors import ConfigError, ExpressionError, HybridAIError, Location, Problem
 from .._expr import Expression, compile_expression
 from .._yaml import LineDict, load_yaml_text, location_at
 
@@ -116,8 +116,9 @@ def _validate(raw: Any, file: str) -> _File:
 
 
 def _rule_location(raw: Any, index: int, path: Path) -> Location:
-    if isinstance(raw, LineDict):
-        return location_at(raw, ("rules", index, "when"), Location(str(path)))
+    rule = raw.get("rules", [None] * (index + 1))[index] if isinstance(raw, LineDict) else None
+    if isinstance(rule, LineDict):
+        return rule.value_location_of("when")
     return Location(str(path))
 
 
@@ -127,6 +128,9 @@ def _compile(rule: _Rule, where: Location, functions: Mapping[str, Callable[...,
         condition = compile_expression(rule.when, functions=functions, location=where)
         kind, data = _action(rule.then, functions, where)
         reason = _template(rule.then.reason, functions, where)
+    except ExpressionError as exc:
+        problems.append(Problem(f"rule {rule.id!r}: {exc.message}", exc.location, exc.hint))
+        return None
     except HybridAIError as exc:
         problems.append(Problem(f"rule {rule.id!r}: {exc}", where))
         return None
