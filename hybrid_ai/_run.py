@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
@@ -39,14 +40,16 @@ class StageCache:
     def __init__(self, size: int = 4096) -> None:
         self.size = size
         self._data: dict[str, StageOutput] = {}
+        self._lock = threading.Lock()  # cases on different threads' loops share one cache
 
     def get(self, key: str) -> StageOutput | None:
         return self._data.get(key)
 
     def put(self, key: str, output: StageOutput) -> None:
-        if len(self._data) >= self.size:
-            self._data.pop(next(iter(self._data)))  # oldest first: dicts keep insertion order
-        self._data[key] = output
+        with self._lock:
+            if len(self._data) >= self.size:
+                self._data.pop(next(iter(self._data)))  # oldest first: insertion order
+            self._data[key] = output
 
 
 @dataclass
