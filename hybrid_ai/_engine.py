@@ -27,7 +27,7 @@ from ._facts import Blackboard, Case
 from ._graph import Graph, build_graph
 from ._plugins import Plugins
 from ._result import Result
-from ._run import CaseRun, Context, StageCache
+from ._run import CaseRun, Context, Observers, StageCache
 
 __all__ = ["Engine"]
 
@@ -68,7 +68,7 @@ class Engine:
         self.max_workers = max_workers or min(32, (os.cpu_count() or 1) + 2)
         self._executor = concurrent.futures.ThreadPoolExecutor(
             self.max_workers, thread_name_prefix="hybrid-ai-stage")
-        self._ctx = Context(self._executor, self.plugins.hook, StageCache(cache_size),
+        self._ctx = Context(self._executor, Observers(self.plugins.hook), StageCache(cache_size),
                             dict(self.plugins.fact_types.items()), self.graph.spec.budget)
         self._lock = threading.Lock()
         self._warm = False
@@ -96,7 +96,7 @@ class Engine:
             for node in self.graph.stages():
                 node.stage.warm_up()
             self._warm = True
-        self.plugins.hook.hybrid_ai_engine_started(engine=self)
+        self._ctx.hook.hybrid_ai_engine_started(engine=self)
         return self
 
     async def arun(self, case: CaseLike, *, timeout: float | None = None,
@@ -118,7 +118,7 @@ class Engine:
     def _result(self, run: CaseRun, start: float, error: str | None = None) -> Result:
         result = Result(run.case, tuple(run.board.all()), tuple(run.traces), self.name,
                         self.version, error, time.perf_counter() - start)
-        self.plugins.hook.hybrid_ai_decision_made(case=run.case, result=result)
+        self._ctx.hook.hybrid_ai_decision_made(case=run.case, result=result)
         return result
 
     def run(self, case: CaseLike, *, timeout: float | None = None,

@@ -72,6 +72,11 @@ class StageNode:
     cache: bool = False
     cost: float = 0.0
     threshold: float | None = None
+    is_async: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Decided once here: inspecting the method on every run costs ~8% of a trivial stage.
+        self.is_async = inspect.iscoroutinefunction(self.stage.process)
 
 
 @dataclass(eq=False)

@@ -12,6 +12,7 @@ facts, a :class:`~hybrid_ai.StageOutput`, or None for "nothing to add".
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -59,9 +60,9 @@ class BaseStage:
     def __init__(self, **params: Any) -> None:
         self.params: Mapping[str, Any] = dict(params)
 
-    @property
+    @functools.cached_property
     def version(self) -> str:
-        """A short hash of the class and its parameters."""
+        """A short hash of the class and its parameters (computed once: cache keys read it)."""
         blob = json.dumps(
             [type(self).__qualname__, self.params], sort_keys=True, default=repr
         ).encode()
