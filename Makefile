@@ -30,6 +30,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy --strict hybrid_ai
 
 bench: $(STAMP)
+	$(PIP) install -e ".[bench]"
 	$(PY) benchmarks/orchestrator.py --json
 
 clean:

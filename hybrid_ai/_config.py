@@ -267,8 +267,13 @@ def _node_hint() -> str:
     return "one of: " + ", ".join(_NODE_KEYS)
 
 
-def read_pipeline(source: str | Path, *, text: str | None = None) -> PipelineSpec:
-    """Read a pipeline file (or ``text`` named ``source``); every problem is reported at once."""
+def read_pipeline(source: str | Path, *, text: str | None = None,
+                  base_dir: str | Path | None = None) -> PipelineSpec:
+    """Read a pipeline file (or ``text`` named ``source``); every problem is reported at once.
+
+    Relative paths and local plugin modules resolve against ``base_dir``: by default the file's
+    folder, or the current directory for ``text``.
+    """
     file = str(source)
     raw = load_yaml_text(text, file) if text is not None else load_yaml_file(source)
     reader = _Reader(file)
@@ -282,7 +287,10 @@ def read_pipeline(source: str | Path, *, text: str | None = None) -> PipelineSpe
         data["define"] = {k: reader.node(v) for k, v in raw["define"].items()}
     spec = _finish(reader, data, raw, file)
     spec._file = file
-    spec._base_dir = Path(file).resolve().parent if text is None else Path.cwd()
+    if base_dir is not None:
+        spec._base_dir = Path(base_dir).resolve()
+    else:
+        spec._base_dir = Path(file).resolve().parent if text is None else Path.cwd()
     return spec
 
 

@@ -189,7 +189,7 @@ def _as_graph(pipeline: PipelineSpec | Node | Graph, plugin_objects: Sequence[ob
     if isinstance(pipeline, Graph):
         return pipeline
     spec = pipeline if isinstance(pipeline, PipelineSpec) else PipelineSpec(pipeline=pipeline)
-    plugins = Plugins.default().with_modules(spec.plugins, plugin_objects)
+    plugins = Plugins.default().with_modules(spec.plugins, plugin_objects, [spec.base_dir])
     return build_graph(spec, plugins)
 
 

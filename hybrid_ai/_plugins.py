@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextvars
 import importlib
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import pluggy
@@ -87,7 +89,7 @@ class Plugins:
     _default_lock = threading.Lock()
 
     def __init__(self, *, entry_points: bool = True, modules: Sequence[str] = (),
-                 objects: Sequence[object] = ()) -> None:
+                 objects: Sequence[object] = (), search: Sequence[Path] = ()) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         from . import _builtins
@@ -97,7 +99,7 @@ class Plugins:
             self._load_entry_points()
         self.modules = tuple(modules)
         for module in self.modules:
-            plugin = import_plugin(module)
+            plugin = import_plugin(module, search)
             if not self.pm.is_registered(plugin):  # also installed through its entry point
                 self.pm.register(plugin, name=module)
         for obj in objects:
@@ -112,11 +114,13 @@ class Plugins:
                 cls._default = cls()
             return cls._default
 
-    def with_modules(self, modules: Sequence[str], objects: Sequence[object] = ()) -> Plugins:
-        """A new manager with these plugin modules and objects added (self is unchanged)."""
+    def with_modules(self, modules: Sequence[str], objects: Sequence[object] = (),
+                     search: Sequence[Path] = ()) -> Plugins:
+        """A new manager with these plugin modules and objects added (self is unchanged);
+        ``search`` lists folders (a pipeline's own) where the modules may also live."""
         if not modules and not objects:
             return self
-        return Plugins(modules=(*self.modules, *modules), objects=objects)
+        return Plugins(modules=(*self.modules, *modules), objects=objects, search=search)
 
     def _load_entry_points(self) -> None:
         try:
@@ -201,12 +205,33 @@ class Plugins:
                 ("llm backends", self.llm_backends), ("cli commands", self.cli_commands)]
 
 
-def import_plugin(module: str) -> object:
-    """Import a plugin module named in a pipeline's ``plugins:`` list or on the command line."""
+def import_plugin(module: str, search: Sequence[Path] = ()) -> object:
+    """Import a plugin module named in a pipeline's ``plugins:`` list or on the command line.
+
+    The module is looked up on ``sys.path`` first, then in ``search`` (the pipeline's folder), so
+    a plugin file kept beside its pipeline works without setting PYTHONPATH.
+    """
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise PluginError(
-            f"plugin module {module!r} could not be imported: {exc}; check the name and that its "
-            "package is installed (or on PYTHONPATH)"
-        ) from exc
+        top_missing = isinstance(exc, ModuleNotFoundError) and exc.name == module.split(".")[0]
+        if not (top_missing and search):
+            raise PluginError(_not_importable(module, exc)) from exc
+    return _import_from(module, search)
+
+
+def _import_from(module: str, search: Sequence[Path]) -> object:
+    added = [str(p) for p in search if str(p) not in sys.path]
+    sys.path[:0] = added
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise PluginError(_not_importable(module, exc)) from exc
+    finally:
+        for entry in added:
+            sys.path.remove(entry)
+
+
+def _not_importable(module: str, exc: ImportError) -> str:
+    return (f"plugin module {module!r} could not be imported: {exc}; check the name and that its "
+            "package is installed (or beside the pipeline file, or on PYTHONPATH)")
