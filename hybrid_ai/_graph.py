@@ -163,6 +163,8 @@ class _Builder:
         self.spec, self.plugins = spec, plugins
         self.problems: list[Problem] = []
         self.ids: dict[str, Location] = {}
+        self.uses: dict[str, int] = {}
+        self.prefix = ""
         self.functions = dict(plugins.rule_functions.items())
 
     def fail(self, message: str, where: Location, hint: str | None = None) -> None:
@@ -262,10 +264,26 @@ class _Builder:
             self.fail(f"`use: {spec.use}` names nothing under `define:`", spec.location,
                       f"defined: {names}")
             return None, have
-        return self.node(self.spec.define[spec.use], have, (*uses, spec.use))
+        count = self.uses[spec.use] = self.uses.get(spec.use, 0) + 1
+        # A second use of one definition gets its own ids ("tail#2/decide"), so traces stay clear.
+        outer, self.prefix = self.prefix, (f"{self.prefix}{spec.use}#{count}/" if count > 1
+                                           else self.prefix)
+        try:
+            return self.node(self.spec.define[spec.use], have, (*uses, spec.use))
+        finally:
+            self.prefix = outer
+
+    def unused(self, have: frozenset[str]) -> None:
+        """Check definitions nothing uses, against every kind the pipeline produces."""
+        for name, node_spec in self.spec.define.items():
+            if name not in self.uses:
+                self.prefix = f"{name}(unused)/"
+                self.node(node_spec, have, (name,))
+        self.prefix = ""
 
     def stage(self, spec: StageSpec, have: frozenset[str]) -> tuple[Any, frozenset[str]]:
-        self.claim_id(spec.node_id, spec.location)
+        node_id = self.prefix + spec.node_id
+        self.claim_id(node_id, spec.location)
         instance = spec._instance or self.instantiate(spec)
         if instance is None:
             return None, have
@@ -277,7 +295,7 @@ class _Builder:
             self.fail(f"stage {spec.node_id!r} has on_error: fallback but no `fallback:` stage",
                       spec.location, "add `fallback: {stage: ...}` or use on_error: skip")
         node = StageNode(
-            id=spec.node_id, component=spec.stage, stage=instance, location=spec.location,
+            id=node_id, component=spec.stage, stage=instance, location=spec.location,
             timeout=spec.timeout, retries=spec.retries, backoff=spec.backoff,
             on_error=spec.on_error, fallback=fallback, cache=spec.cache,
             cost=spec.cost if spec.cost is not None else float(getattr(instance, "cost", 0.0)),
@@ -351,6 +369,7 @@ def build_graph(spec: PipelineSpec, plugins: Plugins) -> Graph:
     token = _ACTIVE.set(plugins)
     try:
         root, produced = builder.node(spec.pipeline, frozenset({INPUT_KIND}), ())
+        builder.unused(produced)
     finally:
         _ACTIVE.reset(token)
     if builder.problems:

@@ -321,3 +321,19 @@ def test_relative_paths_resolve_against_the_pipeline_file(tmp_path: Path) -> Non
 def test_route_builder_in_python() -> None:
     with Engine(route(("text == 'a'", stage(EchoStage())))) as engine:
         assert "when text == 'a':" in engine.explain_plan()
+
+
+def test_unused_definitions_are_checked_too() -> None:
+    text = ("define:\n  used: {stage: decide}\n  broken: {stage: nosuch}\n"
+            "pipeline: {use: used}\n")
+    with pytest.raises(PipelineError) as info:
+        Engine(read_pipeline("d.yaml", text=text))
+    (problem,) = info.value.problems
+    assert "nosuch" in problem.message
+    assert problem.location.line == 3
+
+
+def test_a_definition_used_twice_gets_distinct_ids() -> None:
+    text = "define:\n  tail: {stage: decide}\npipeline:\n  serial: [{use: tail}, {use: tail}]\n"
+    with Engine(read_pipeline("d.yaml", text=text)) as engine:
+        assert [n.id for n in engine.graph.stages()] == ["decide", "tail#2/decide"]
