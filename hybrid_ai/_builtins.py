@@ -19,17 +19,20 @@ def hybrid_ai_stages() -> Mapping[str, Callable[..., Any]]:
     from .fusion import DecideStage, FuseStage
     from .kg._stage import KGLookupStage
     from .llm._stages import EmbedStage, FewShotStage
+    from .llm._tasks import ExtractStage, ZeroShotStage
     from .ml import TextClassifierStage
     from .rules import RulesStage
 
     return {
         "decide": DecideStage,
         "embed": EmbedStage,
+        "extract": ExtractStage,
         "few_shot": FewShotStage,
         "fuse": FuseStage,
         "kg_lookup": KGLookupStage,
         "rules": RulesStage,
         "text_classifier": TextClassifierStage,
+        "zero_shot": ZeroShotStage,
     }
 
 
@@ -60,5 +63,6 @@ def hybrid_ai_kg_loaders() -> Mapping[str, Callable[..., Any]]:
 @hookimpl
 def hybrid_ai_llm_backends() -> Mapping[str, Callable[..., Any]]:
     from .llm import Encoder
+    from .llm._generative import Generator
 
-    return {"encoder": Encoder}
+    return {"encoder": Encoder, "generative": Generator}
