@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from hybrid_ai._errors import ConfigError, InputError, MissingDependencyError
 from hybrid_ai.llm._cache import EmbeddingCache
+from hybrid_ai.llm._quiet import quiet_loading
 
 if TYPE_CHECKING:
     import torch
@@ -140,8 +141,9 @@ def _load(path: Path, device: str) -> _Loaded:
     torch, transformers = _import_backend()
     target = _torch_device(torch, device)
     try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model = transformers.AutoModel.from_pretrained(path, local_files_only=True)
+        with quiet_loading(transformers):
+            tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+            model = transformers.AutoModel.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(
             f"could not load an encoder from {path}: {exc}; model_path must hold a transformers "

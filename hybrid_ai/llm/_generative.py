@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import ConfigError, MissingDependencyError
+from ._quiet import quiet_loading
 
 __all__ = ["DEFAULT_GENERATOR_NAME", "Generator", "default_generator_file", "get_generator"]
 
@@ -64,12 +65,12 @@ def _load(path: Path) -> _Loaded:
         where, kwargs = path.parent, {"gguf_file": path.name}
     else:
         where, kwargs = path, {}
-    _quiet(transformers)
     try:
-        tokenizer: Any = transformers.AutoTokenizer.from_pretrained(where, local_files_only=True,
-                                                                    **kwargs)
-        model: Any = transformers.AutoModelForCausalLM.from_pretrained(where, local_files_only=True,
-                                                                  **kwargs)
+        with quiet_loading(transformers):
+            tokenizer: Any = transformers.AutoTokenizer.from_pretrained(
+                where, local_files_only=True, **kwargs)
+            model: Any = transformers.AutoModelForCausalLM.from_pretrained(
+                where, local_files_only=True, **kwargs)
     except ImportError as exc:
         raise MissingDependencyError("GGUF support (gguf, accelerate)", _INSTALL) from exc
     except (OSError, ValueError, KeyError) as exc:
@@ -78,11 +79,6 @@ def _load(path: Path) -> _Loaded:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return _Loaded(torch, tokenizer, model.to(dtype=torch.float32).eval())
-
-
-def _quiet(transformers: Any) -> None:
-    # Loading prints per-tensor progress bars; an engine's logs are not the place for them.
-    transformers.utils.logging.disable_progress_bar()
 
 
 def _shared(path: Path) -> _Loaded:
