@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ValidationError, create_model
@@ -25,6 +26,7 @@ from .._errors import StageError
 from .._facts import FactView, NewFact
 from .._stage import BaseStage
 from ._generative import Generator, get_generator
+from ._http import ChatClient
 
 __all__ = ["ExtractStage", "ZeroShotStage"]
 
@@ -36,16 +38,27 @@ _CLASSIFY = ("Which category fits this customer text best?\nCategories: {labels}
              "Text: {text}\nAnswer with the category only.")
 
 
+class TextGenerator(Protocol):
+    """What ``extract`` needs: the local :class:`Generator` or a served model's ChatClient."""
+
+    @property
+    def name(self) -> str: ...
+
+    def warm_up(self) -> Any: ...
+
+    def generate(self, prompt: str, *, max_new_tokens: int | None = None) -> str: ...
+
+
 class _GenerativeStage(BaseStage):
     blocking = True
     cost = 50.0
 
-    def __init__(self, generator: Generator | None, **params: Any) -> None:
+    def __init__(self, generator: Any, **params: Any) -> None:
         super().__init__(**params)
         self._generator = generator
 
     @property
-    def generator(self) -> Generator:
+    def generator(self) -> Any:
         if self._generator is None:
             self._generator = get_generator(self.params.get("model_path"))
         return self._generator
@@ -88,18 +101,31 @@ class ZeroShotStage(_GenerativeStage):
 
 
 class ExtractStage(_GenerativeStage):
-    """Fields from the text into a typed schema, validated; retried with the error shown."""
+    """Fields from the text into a typed schema, validated; retried with the error shown.
+
+    The local model answers by default; ``base_url`` + ``served_model`` send the prompts to an
+    OpenAI-compatible server instead, with the API key read from the ``api_key_env`` variable
+    (keys never live in pipeline files).
+    """
 
     requires = ("input",)
     produces = ("extracted",)
 
     def __init__(self, *, fields: Mapping[str, str], instructions: str = "", retries: int = 2,
-                 model_path: str | None = None, generator: Generator | None = None) -> None:
+                 model_path: str | None = None, base_url: str | None = None,
+                 served_model: str | None = None, api_key_env: str | None = None,
+                 generator: TextGenerator | None = None) -> None:
         self.schema = _schema(fields)
         if retries < 0:
             raise ValueError("retries must be >= 0")
+        if (base_url is None) != (served_model is None):
+            raise ValueError("give both base_url and served_model, or neither")
+        if base_url is not None and generator is None:
+            key = os.environ.get(api_key_env) if api_key_env else None
+            generator = ChatClient(base_url=base_url, model=str(served_model), api_key=key)
         super().__init__(generator, fields=dict(fields), instructions=instructions,
-                         retries=retries, model_path=model_path)
+                         retries=retries, model_path=model_path, base_url=base_url,
+                         served_model=served_model, api_key_env=api_key_env)
 
     def process(self, view: FactView) -> list[NewFact]:
         prompt = self._prompt(view.case.text)
