@@ -66,3 +66,10 @@ def hybrid_ai_llm_backends() -> Mapping[str, Callable[..., Any]]:
     from .llm._generative import Generator
 
     return {"encoder": Encoder, "generative": Generator}
+
+
+@hookimpl
+def hybrid_ai_cli_commands() -> Mapping[str, Any]:
+    from .ml import _cli as ml_cli
+
+    return {"train": ml_cli.train, "eval": ml_cli.evaluate}

@@ -172,8 +172,8 @@ def test_plugins_lists_the_builtins() -> None:
     result = cli("plugins")
     assert result.exit_code == 0, result.output
     assert any(line.startswith("hybrid_ai.builtins  [") for line in result.stdout.splitlines())
-    assert "stages: decide, embed, few_shot, fuse, kg_lookup, rules, text_classifier" in (
-        result.stdout)
+    assert ("stages: decide, embed, extract, few_shot, fuse, kg_lookup, rules, text_classifier, "
+            "zero_shot") in result.stdout
 
 
 def test_plugins_json() -> None:

@@ -1,0 +1,91 @@
+"""Scores for a text classifier: metrics, a feature-group ablation and the cascade curve.
+
+Usage: ``report = evaluate(model, test_texts, test_labels); report["accuracy"]``.
+
+The cascade lets the cheap TF-IDF model answer when its top probability clears a threshold and
+sends the rest to the fused (transformer-backed) model; the curve gives, per threshold, the
+share of inputs that reached the transformer and the accuracy of the whole cascade.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ._features import EmbeddingStore
+from ._models import feature_groups
+from ._train import TrainedModel, train
+
+__all__ = ["THRESHOLDS", "ablation", "cascade_curve", "cascade_pick", "evaluate", "metrics"]
+
+THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def metrics(truth: Sequence[str], predicted: Sequence[str]) -> dict[str, Any]:
+    """Accuracy, macro-F1 and the per-class report: ``metrics(["a"], ["a"])["accuracy"] == 1``."""
+    from sklearn.metrics import accuracy_score, classification_report, f1_score
+
+    return {
+        "n_test": len(truth),
+        "accuracy": float(accuracy_score(truth, predicted)),
+        "macro_f1": float(f1_score(truth, predicted, average="macro")),
+        "per_class": classification_report(truth, predicted, output_dict=True, zero_division=0),
+    }
+
+
+def evaluate(model: TrainedModel, texts: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
+    """Metrics of a fitted model on labelled texts."""
+    return metrics([str(label) for label in labels], model.predict(texts))
+
+
+def ablation(data: Sequence[Sequence[str]], *, features: str = "fused",
+             model: str = "logistic_regression", params: Mapping[str, Any] | None = None,
+             fusion: str = "concat", store: EmbeddingStore | None = None) -> list[dict[str, Any]]:
+    """Refit with each feature group removed; rows give the metric change against all groups.
+
+    ``data`` is (train_texts, train_labels, test_texts, test_labels). The first row is the
+    model with every group (``dropped: None``).
+    """
+    train_x, train_y, test_x, test_y = data
+    groups = feature_groups(features)
+    rows: list[dict[str, Any]] = []
+    for dropped in [None, *groups] if len(groups) > 1 else [None]:
+        kept = ",".join(g for g in groups if g != dropped)
+        fitted = train(train_x, train_y, features=kept, model=model, params=params,
+                       fusion=fusion, store=store)
+        scores = evaluate(fitted, test_x, test_y)
+        rows.append({"dropped": dropped, "accuracy": scores["accuracy"],
+                     "macro_f1": scores["macro_f1"]})
+    for row in rows:
+        row["delta_accuracy"] = row["accuracy"] - rows[0]["accuracy"]
+        row["delta_macro_f1"] = row["macro_f1"] - rows[0]["macro_f1"]
+    return rows
+
+
+def cascade_curve(first: TrainedModel, second: TrainedModel, texts: Sequence[str],
+                  labels: Sequence[str],
+                  thresholds: Sequence[float] = THRESHOLDS) -> list[dict[str, float]]:
+    """Share sent to ``second`` and cascade accuracy per threshold on ``first``'s confidence."""
+    proba = np.asarray(first.predict_proba(texts))
+    classes = np.asarray(first.classifier.classes_).astype(str)
+    cheap = classes[proba.argmax(axis=1)]
+    confident = proba.max(axis=1)
+    costly = np.asarray(second.predict(texts))
+    truth = np.asarray([str(label) for label in labels])
+    curve = []
+    for threshold in thresholds:
+        deferred = confident < threshold
+        answer = np.where(deferred, costly, cheap)
+        curve.append({"threshold": float(threshold), "share_to_transformer": float(deferred.mean()),
+                      "accuracy": float((answer == truth).mean())})
+    return curve
+
+
+def cascade_pick(curve: Sequence[Mapping[str, float]], reference: float,
+                 tolerance: float = 0.003) -> dict[str, float] | None:
+    """The lowest share whose accuracy stays within ``tolerance`` of ``reference`` (or None)."""
+    # 1e-9: 0.3 points below must count as within despite float rounding.
+    within = [row for row in curve if row["accuracy"] >= reference - tolerance - 1e-9]
+    return dict(min(within, key=lambda row: row["share_to_transformer"])) if within else None

@@ -1,0 +1,180 @@
+"""Fit a text classifier, save it with skops plus a JSON model card, and load it back safely.
+
+Usage: ``save_model(train(texts, labels, fusion="stacking"), "out/"); load_model("out/")``.
+
+Files are written with skops, never pickle: loading only builds the types listed in
+:data:`TRUSTED_TYPES`, and a file that holds anything else is refused before any of it is built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import platform
+import time
+import warnings
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._errors import InputError, MissingDependencyError
+from ._features import EmbeddingStore, default_store
+from ._models import build_classifier, feature_groups
+
+__all__ = [
+    "CARD_FILE",
+    "MODEL_FILE",
+    "TRUSTED_TYPES",
+    "TrainedModel",
+    "data_hash",
+    "load_model",
+    "save_model",
+    "train",
+]
+
+MODEL_FILE = "model.skops"
+CARD_FILE = "model_card.json"
+_SKOPS_INSTALL = "pip install skops"
+
+# Everything a model built by build_classifier may hold; skops refuses any other type.
+TRUSTED_TYPES: tuple[str, ...] = (
+    "hybrid_ai.ml._features.EmbeddingFeatures",
+    "hybrid_ai.ml._features.FusedFeatures",
+    "hybrid_ai.ml._features.TfidfFeatures",
+    "hybrid_ai.ml._models.OOFWeightedVote",
+    "builtins.slice",
+    "collections.defaultdict",
+    "numpy.dtype",
+    "numpy.float32",
+    "numpy.float64",
+    "numpy.int32",
+    "numpy.int64",
+    "numpy.ndarray",
+    "scipy.sparse._csr.csr_matrix",
+    "sklearn.calibration.CalibratedClassifierCV",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.ensemble._stacking.StackingClassifier",
+    "sklearn.feature_extraction.text.TfidfTransformer",
+    "sklearn.feature_extraction.text.TfidfVectorizer",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.model_selection._split.StratifiedKFold",
+    "sklearn.neighbors._classification.KNeighborsClassifier",
+    "sklearn.neighbors._kd_tree.KDTree",
+    "sklearn.neighbors._ball_tree.BallTree",
+    "sklearn.pipeline.Pipeline",
+    "sklearn.preprocessing._label.LabelEncoder",
+    "sklearn.svm._classes.LinearSVC",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._tree.Tree",
+    "sklearn.utils._bunch.Bunch",
+)
+
+
+@dataclass
+class TrainedModel:
+    """A fitted classifier and its card: ``TrainedModel(clf, card).predict(["hi"])``."""
+
+    classifier: Any
+    card: dict[str, Any] = field(default_factory=dict)
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        """Labels for texts: ``model.predict(["Where is my card?"]) == ["card_arrival"]``."""
+        return [str(label) for label in self.classifier.predict(list(texts))]
+
+    def predict_proba(self, texts: Sequence[str]) -> Any:
+        """Class probabilities, columns in ``classifier.classes_`` order."""
+        return self.classifier.predict_proba(list(texts))
+
+
+def data_hash(texts: Sequence[str], labels: Sequence[str]) -> str:
+    """sha256 over (text, label) pairs in order: the card's record of the training data."""
+    digest = hashlib.sha256()
+    for text, label in zip(texts, labels, strict=True):
+        for part in (text, label):
+            raw = part.encode("utf-8", "surrogatepass")
+            digest.update(len(raw).to_bytes(8, "little") + raw)  # length-prefixed: no collisions
+    return digest.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for package in ("hybrid-ai", "scikit-learn", "numpy", "scipy", "skops"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def train(texts: Sequence[str], labels: Sequence[str], *, features: str = "fused",
+          model: str = "logistic_regression", params: Mapping[str, Any] | None = None,
+          fusion: str = "concat", store: EmbeddingStore | None = None,
+          dataset: str | None = None, cv: int = 5) -> TrainedModel:
+    """Fit on labelled texts: ``train(texts, labels, features="tfidf")``."""
+    if len(texts) != len(labels) or not texts:
+        raise InputError(f"need as many labels as texts, got {len(texts)} and {len(labels)}")
+    groups = feature_groups(features)
+    classifier = build_classifier(groups, model, params, fusion=fusion, store=store, cv=cv)
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*max_iter was reached.*")
+        classifier.fit(list(texts), list(labels))
+    card = {
+        "dataset": dataset, "n_train": len(texts), "data_sha256": data_hash(texts, labels),
+        "features": list(groups), "model": model, "params": dict(params or {}), "fusion": fusion,
+        "cv": cv, "classes": sorted({str(label) for label in labels}),
+        "fit_seconds": round(time.perf_counter() - started, 2), "versions": _versions(),
+    }
+    if "embedding" in groups:
+        card["encoder"] = _encoder_id(store)
+    return TrainedModel(classifier, card)
+
+
+def _encoder_id(store: EmbeddingStore | None) -> str:
+    encoder = (store or default_store()).encoder
+    return str(getattr(encoder, "model_id", type(encoder).__name__))
+
+
+def _skops() -> Any:
+    try:
+        # importlib rather than import: skops has no type information for mypy to read.
+        return importlib.import_module("skops.io")
+    except ImportError as exc:
+        raise MissingDependencyError("skops (safe model files)", _SKOPS_INSTALL) from exc
+
+
+def save_model(trained: TrainedModel, directory: str | Path) -> Path:
+    """Write ``model.skops`` and ``model_card.json`` into a folder; returns the model file."""
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / MODEL_FILE
+    # Deflate: the vocabularies and coefficient arrays compress several-fold.
+    _skops().dump(trained.classifier, path, compression=zipfile.ZIP_DEFLATED)
+    card = trained.card | {"model_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    (folder / CARD_FILE).write_text(json.dumps(card, indent=2, default=str) + "\n",
+                                    encoding="utf-8")
+    return path
+
+
+def load_model(path: str | Path) -> TrainedModel:
+    """Load a folder written by :func:`save_model` (or its .skops file); untrusted types refuse."""
+    target = Path(path)
+    model_file = target / MODEL_FILE if target.is_dir() else target
+    if not model_file.is_file():
+        raise InputError(f"no model file at {model_file}; train one with `hybrid-ai train`")
+    sio = _skops()
+    untrusted = sorted(set(sio.get_untrusted_types(file=model_file)) - set(TRUSTED_TYPES))
+    if untrusted:
+        raise InputError(f"{model_file} holds types that are not trusted: {', '.join(untrusted)};"
+                         " refusing to load it")
+    classifier = sio.load(model_file, trusted=list(TRUSTED_TYPES))
+    card_file = model_file.parent / CARD_FILE
+    card = json.loads(card_file.read_text(encoding="utf-8")) if card_file.is_file() else {}
+    return TrainedModel(classifier, card)
