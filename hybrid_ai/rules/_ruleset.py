@@ -28,6 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .._errors import ConfigError, ExpressionError, HybridAIError, Location, Problem
 from .._expr import Expression, compile_expression
 from .._yaml import LineDict, load_yaml_text, location_at
+from ._patterns import compile_rules, needed_kinds, split_chaining
+from ._rete import Rule
 
 __all__ = ["CompiledRule", "RuleSet", "load_rules"]
 
@@ -77,12 +79,16 @@ class CompiledRule:
 
 @dataclass
 class RuleSet:
-    """Compiled rules in firing order (salience, then file order) with a content version."""
+    """Compiled rules in firing order (salience, then file order) with a content version.
+
+    ``chaining`` holds the rules written with a list of patterns, run by the Rete engine.
+    """
 
     rules: list[CompiledRule]
     version: str
     path: str
     fact_kinds: frozenset[str] = field(default_factory=frozenset)
+    chaining: list[Rule] = field(default_factory=list)
 
 
 def load_rules(path: str | Path, functions: Mapping[str, Callable[..., Any]]) -> RuleSet:
@@ -93,26 +99,50 @@ def load_rules(path: str | Path, functions: Mapping[str, Callable[..., Any]]) ->
     except OSError as exc:
         raise ConfigError(f"cannot read rule file {path}: {exc.strerror}") from None
     raw = load_yaml_text(text, str(path))
-    spec = _validate(raw, str(path))
+    raw, chaining_raw, positions = split_chaining(raw)
     problems: list[Problem] = []
-    rules = [r for i, rule in enumerate(spec.rules)
-             if (r := _compile(rule, _rule_location(raw, i, path), functions, problems))]
+    rules: list[CompiledRule] = []
+    if not chaining_raw or raw["rules"]:
+        spec = _validate(raw, str(path), positions)
+        rules = [r for i, rule in enumerate(spec.rules)
+                 if (r := _compile(rule, _rule_location(raw, i, path), functions, problems))]
+    else:  # only chaining rules: the file itself may still hold nothing but `rules`
+        problems.extend(Problem(f"{key}: Extra inputs are not permitted", raw.location_of(key))
+                        for key in raw if key != "rules")
+    chaining = _compile_chaining(chaining_raw, functions, str(path), problems)
     if problems:
         raise ConfigError(f"{path} has {len(problems)} problem(s)", problems)
     rules.sort(key=lambda r: -r.salience)
     kinds = frozenset(n for r in rules for n in r.condition.names) - CONTEXT_NAMES
     version = hashlib.sha256(text.encode()).hexdigest()[:12]
-    return RuleSet(rules, version, str(path), kinds)
+    return RuleSet(rules, version, str(path), kinds | needed_kinds(chaining), chaining)
 
 
-def _validate(raw: Any, file: str) -> _File:
+def _compile_chaining(raws: list[Any], functions: Mapping[str, Callable[..., Any]], file: str,
+                      problems: list[Problem]) -> list[Rule]:
+    try:
+        return compile_rules(raws, functions, file)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        return []
+
+
+def _validate(raw: Any, file: str, positions: list[int] | None = None) -> _File:
     try:
         return _File.model_validate(raw)
     except ValidationError as exc:
         default = getattr(raw, "location", Location(file, 1))
-        problems = [Problem(f"{'.'.join(map(str, e['loc']))}: {e['msg']}",
+        problems = [Problem(f"{'.'.join(map(str, _renumber(e['loc'], positions)))}: {e['msg']}",
                             location_at(raw, tuple(e["loc"]), default)) for e in exc.errors()]
         raise ConfigError(f"{file} is not a valid rule file", problems) from None
+
+
+def _renumber(loc: tuple[Any, ...], positions: list[int] | None) -> tuple[Any, ...]:
+    # Chaining rules were taken out before validation; report each rule's index in the file.
+    if positions and len(loc) > 1 and loc[0] == "rules" and isinstance(loc[1], int) \
+            and loc[1] < len(positions):
+        return ("rules", positions[loc[1]], *loc[2:])
+    return loc
 
 
 def _rule_location(raw: Any, index: int, path: Path) -> Location:

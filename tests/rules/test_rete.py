@@ -1,0 +1,225 @@
+"""The matcher: joins, negation, exists, tests, and changes propagating through the network."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hybrid_ai._errors import ConfigError
+from hybrid_ai.rules import Engine, compile_rules
+
+
+def engine_for(*rules: dict[str, Any], **options: Any) -> Engine:
+    return Engine(compile_rules(list(rules)), **options)
+
+
+def pending(engine: Engine) -> list[tuple[str, dict[str, Any]]]:
+    """The live activations, in the order they would fire (the agenda is not consumed)."""
+    live = [e[2] for heap in engine.agenda.heaps.values() for e in sorted(heap) if e[2].alive]
+    return [(a.rule.id, a.bindings()) for a in live]
+
+
+JOIN = {"id": "gold_order",
+        "when": [{"order": {"id": "?o", "customer": "?c", "amount": "> 500"}},
+                 {"customer": {"id": "?c", "tier": "gold"}}],
+        "then": [{"insert": {"flag": {"order": "?o"}}}]}
+
+
+def test_join_on_shared_variable_matches_only_equal_values() -> None:
+    engine = engine_for(JOIN)
+    engine.insert("customer", {"id": 1, "tier": "gold"})
+    engine.insert("customer", {"id": 2, "tier": "silver"})
+    for oid, cust, amount in [(10, 1, 900), (11, 2, 900), (12, 1, 100), (13, 1, 600)]:
+        engine.insert("order", {"id": oid, "customer": cust, "amount": amount})
+    assert sorted(b["o"] for _, b in pending(engine)) == [10, 13]
+    assert engine.run() == 2
+    assert sorted(f.fields["order"] for f in engine.facts("flag")) == [10, 13]
+
+
+def test_join_works_whichever_side_arrives_first() -> None:
+    engine = engine_for(JOIN)
+    engine.insert("order", {"id": 10, "customer": 1, "amount": 900})
+    assert pending(engine) == []
+    engine.insert("customer", {"id": 1, "tier": "gold"})
+    assert pending(engine) == [("gold_order", {"o": 10, "c": 1})]
+
+
+def test_negation_a_fact_appearing_removes_the_activation() -> None:
+    engine = engine_for({"id": "unpaid",
+                         "when": [{"order": {"id": "?o"}}, {"not": {"payment": {"order": "?o"}}}],
+                         "then": [{"insert": {"reminder": {"order": "?o"}}}]})
+    engine.insert("order", {"id": 1})
+    engine.insert("order", {"id": 2})
+    assert len(pending(engine)) == 2
+    payment = engine.insert("payment", {"order": 1})
+    assert pending(engine) == [("unpaid", {"o": 2})]
+    engine.retract(payment)
+    assert sorted(b["o"] for _, b in pending(engine)) == [1, 2]
+
+
+def test_exists_activates_once_however_many_facts_match() -> None:
+    engine = engine_for({"id": "any_big",
+                         "when": [{"exists": {"order": {"amount": "> 100"}}}],
+                         "then": [{"insert": {"alarm": {"on": True}}}]})
+    first = engine.insert("order", {"amount": 500})
+    second = engine.insert("order", {"amount": 700})
+    assert len(pending(engine)) == 1
+    engine.retract(first)
+    assert len(pending(engine)) == 1
+    engine.retract(second)
+    assert pending(engine) == []
+
+
+def test_retract_and_modify_propagate() -> None:
+    engine = engine_for(JOIN)
+    gold = engine.insert("customer", {"id": 1, "tier": "gold"})
+    order = engine.insert("order", {"id": 10, "customer": 1, "amount": 900})
+    assert len(pending(engine)) == 1
+    engine.modify(order, {"amount": 50})
+    assert pending(engine) == []
+    engine.modify(order, {"amount": 800})
+    assert len(pending(engine)) == 1
+    engine.retract(gold)
+    assert pending(engine) == []
+
+
+def test_test_element_and_operator_tests_over_bound_variables() -> None:
+    engine = engine_for({"id": "over_limit",
+                         "when": [{"limit": {"customer": "?c", "max": "?m"}},
+                                  {"order": {"customer": "?c", "amount": "> ?m", "id": "?o"}},
+                                  {"test": "?o != 13"}],
+                         "then": [{"insert": {"flag": {"order": "?o"}}}]})
+    engine.insert("limit", {"customer": 1, "max": 100})
+    for oid, amount in [(11, 50), (12, 150), (13, 500)]:
+        engine.insert("order", {"id": oid, "customer": 1, "amount": amount})
+    assert [b["o"] for _, b in pending(engine)] == [12]
+
+
+def test_one_alpha_memory_feeding_two_patterns_matches_each_pair_once() -> None:
+    engine = engine_for({"id": "pair",
+                         "when": [{"person": {"name": "?a", "team": "?t"}},
+                                  {"person": {"name": "?b", "team": "?t"}},
+                                  {"test": "?a < ?b"}],
+                         "then": [{"insert": {"pair": {"a": "?a", "b": "?b"}}}]})
+    for name in ["ann", "bob", "cy"]:
+        engine.insert("person", {"name": name, "team": 1})
+    engine.run()
+    pairs = sorted((f.fields["a"], f.fields["b"]) for f in engine.facts("pair"))
+    assert pairs == [("ann", "bob"), ("ann", "cy"), ("bob", "cy")]
+
+
+def test_rule_added_later_sees_existing_facts_and_constants_and_lists() -> None:
+    engine = Engine()
+    engine.insert("order", {"id": 1, "tags": ["a", "b"], "state": "open"})
+    engine.insert("order", {"id": 2, "tags": ["a", "b"], "state": "closed"})
+    engine.insert("tagset", {"tags": ["a", "b"]})
+    (rule,) = compile_rules([{"id": "same_tags",
+                              "when": [{"tagset": {"tags": "?t"}},
+                                       {"order": {"tags": "?t", "state": "open", "id": "?o"}}],
+                              "then": [{"insert": {"hit": {"order": "?o"}}}]}])
+    engine.add_rule(rule)
+    engine.run()
+    assert [f.fields for f in engine.facts("hit")] == [{"order": 1}]
+
+
+def test_missing_field_does_not_match_a_variable() -> None:
+    engine = engine_for(JOIN)
+    engine.insert("customer", {"id": 1, "tier": "gold"})
+    engine.insert("order", {"customer": 1, "amount": 900})  # no id field
+    assert pending(engine) == []
+
+
+def test_patterns_sharing_no_variable_move_last_and_match_the_same() -> None:
+    spec = {"id": "step",
+            "when": [{"context": {"state": "go"}, "as": "?ctx"},
+                     {"order": {"id": "?o"}},
+                     {"not": {"done": {"order": "?o"}}}],
+            "then": [{"insert": {"done": {"order": "?o"}}}]}
+    (rule,) = compile_rules([spec])
+    assert [getattr(p, "kind", None) for p in rule.patterns] == ["order", "done", "context"]
+    engine = Engine([rule])
+    ctx = engine.insert("context", {"state": "go"})
+    engine.insert_all([("order", {"id": 1}), ("order", {"id": 2})])
+    engine.modify(ctx, {"state": "wait"})
+    assert pending(engine) == []
+    engine.modify(ctx, {"state": "go"})
+    assert engine.run() == 2
+    assert sorted(f["order"] for f in engine.facts("done")) == [1, 2]
+
+
+def test_negated_conjunction_and_forall() -> None:
+    engine = engine_for(
+        {"id": "all_approved",
+         "when": [{"batch": {"id": "?b"}},
+                  {"forall": [{"order": {"batch": "?b", "id": "?o"}},
+                              {"approval": {"order": "?o"}}]}],
+         "then": [{"insert": {"ship": {"batch": "?b"}}}]},
+        {"id": "no_big_unpaid",
+         "when": [{"batch": {"id": "?b"}},
+                  {"not": [{"order": {"batch": "?b", "id": "?o", "amount": "> 100"}},
+                           {"not": {"payment": {"order": "?o"}}}]}],
+         "then": [{"insert": {"clear": {"batch": "?b"}}}]})
+    engine.insert("batch", {"id": 1})
+    assert sorted(r for r, _ in pending(engine)) == ["all_approved", "no_big_unpaid"]
+    first = engine.insert("order", {"batch": 1, "id": 10, "amount": 500})
+    assert pending(engine) == []  # order 10 is neither approved nor paid
+    engine.insert("approval", {"order": 10})
+    assert [r for r, _ in pending(engine)] == ["all_approved"]
+    engine.insert("order", {"batch": 1, "id": 11, "amount": 50})
+    assert pending(engine) == []  # 11 not approved; but it is small, so no_big_unpaid...
+    payment = engine.insert("payment", {"order": 10})
+    assert [r for r, _ in pending(engine)] == ["no_big_unpaid"]
+    engine.insert("approval", {"order": 11})
+    assert sorted(r for r, _ in pending(engine)) == ["all_approved", "no_big_unpaid"]
+    engine.retract(payment)
+    assert [r for r, _ in pending(engine)] == ["all_approved"]
+    engine.retract(first)
+    assert sorted(r for r, _ in pending(engine)) == ["all_approved", "no_big_unpaid"]
+    assert engine.run() == 2
+
+
+def test_retracting_the_outer_fact_clears_a_negated_conjunction() -> None:
+    engine = engine_for({"id": "lonely",
+                         "when": [{"team": {"id": "?t"}, "as": "?team"},
+                                  {"not": [{"member": {"team": "?t", "name": "?n"}},
+                                           {"test": "?n != 'bot'"}]}],
+                         "then": [{"insert": {"alert": {"team": "?t"}}}]})
+    team = engine.insert("team", {"id": 1})
+    engine.insert("member", {"team": 1, "name": "bot"})
+    assert len(pending(engine)) == 1  # only the bot: still lonely
+    member = engine.insert("member", {"team": 1, "name": "ann"})
+    assert pending(engine) == []
+    engine.retract(member)
+    assert len(pending(engine)) == 1
+    engine.retract(team)
+    assert pending(engine) == []
+    (ncc,) = [n for n in _nodes(engine) if hasattr(n, "proxies")]
+    assert ncc.proxies == {} and ncc.left == {}
+
+
+def _nodes(engine: Engine) -> list[Any]:
+    found: list[Any] = []
+    for index in engine.network.alphas.values():
+        for memory in index.memories.values():
+            for first in memory.successors:
+                node: Any = first
+                while node is not None:
+                    found.append(node)
+                    node = node.child
+    return list({id(n): n for n in found}.values())
+
+
+def test_forall_needs_two_patterns() -> None:
+    with pytest.raises(ConfigError, match="`forall` needs a list of two or more"):
+        compile_rules([{"id": "f", "when": [{"forall": [{"a": {}}]}], "then": []}])
+
+
+def test_a_missing_join_field_never_joins_even_with_null() -> None:
+    engine = engine_for({"id": "r", "when": [{"a": {"k": "?k"}}, {"b": {"k": "?k"}}],
+                         "then": []})
+    engine.insert("a", {"k": None})
+    engine.insert("b", {"other": 1})
+    assert pending(engine) == []
+    engine.insert("b", {"k": None})
+    assert len(pending(engine)) == 1
