@@ -20,6 +20,9 @@ from ._loaders import (
     save_json,
     save_ntriples,
 )
+from ._query import And, Compare, Not, Or, Query, Var, all_simple_paths
+from ._reasoner import Derivation, Reasoner, ReasonerStats
+from ._sparql import parse_sparql
 from ._store import IdTriple, Triple, TripleStore
 from ._terms import (
     IRI,
@@ -62,8 +65,11 @@ __all__ = [
     "XSD_DOUBLE",
     "XSD_INTEGER",
     "XSD_STRING",
+    "And",
     "BNode",
     "Candidate",
+    "Compare",
+    "Derivation",
     "EntityLinker",
     "IdTriple",
     "Interner",
@@ -71,10 +77,17 @@ __all__ = [
     "Mention",
     "Namespace",
     "Node",
+    "Not",
+    "Or",
+    "Query",
+    "Reasoner",
+    "ReasonerStats",
     "Similarity",
     "Term",
     "Triple",
     "TripleStore",
+    "Var",
+    "all_simple_paths",
     "guess_format",
     "load",
     "load_csv",
@@ -82,6 +95,7 @@ __all__ = [
     "normalise",
     "parse_json",
     "parse_ntriples",
+    "parse_sparql",
     "parse_turtle",
     "read_csv",
     "read_json",
