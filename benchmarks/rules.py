@@ -14,6 +14,12 @@ engines). The flag and alert counts of each engine are checked against a plain P
 CLIPS runs through clipspy when it is installed (``pip install clipspy``); otherwise only the
 plain loop is the baseline. ``--manners`` adds Miss Manners (see the section near the end).
 Medians of ``--repeats`` runs; each engine gets a fresh environment per run.
+
+``--single M...`` adds single-record evaluation (PEERS.md): M conditions ``amount > T_k and
+tier == TIER_k`` on ``--records`` records, as plain lambdas, as our compiled expressions, as
+one of our COLLECT decision tables with M rows, and through zen-engine (compiled expressions
+and its decision table) when it is installed (``pip install zen-engine``). Rule evaluations per
+second = M x records / seconds; every engine's count of true conditions is checked.
 """
 
 from __future__ import annotations
@@ -78,7 +84,8 @@ def our_rules(m: int) -> list[dict[str, Any]]:
 
 def run_ours(orders: list[dict[str, Any]], customers: list[dict[str, Any]],
              m: int) -> tuple[float, tuple[int, int]]:
-    engine = Engine(compile_rules(our_rules(m)), strategy="depth", max_fires=10_000_000)
+    engine = Engine(compile_rules(our_rules(m)), strategy="depth", max_fires=10_000_000,
+                    max_facts=10**9, timeout_s=None)
     start = time.perf_counter()
     engine.insert_all([("customer", c) for c in customers] + [("order", o) for o in orders])
     engine.run()
@@ -164,18 +171,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--manners", nargs="*", type=int, default=[16, 32],
                         help="Miss Manners guest counts (none: skip)")
+    parser.add_argument("--single", nargs="*", type=int, default=[20],
+                        help="single-record evaluation with M conditions (none: skip)")
+    parser.add_argument("--records", type=int, default=10_000)
     args = parser.parse_args(argv)
+    machine = {"python": sys.version.split()[0], "platform": platform.platform(),
+               "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()}
     clips_on = have_clips()
     rows = [measure(int(n), int(m), args.repeats, clips_on)
             for n, m in (s.split("x") for s in args.sizes)]
     manners = [measure_manners(n, args.repeats, clips_on) for n in args.manners]
-    machine = {"python": sys.version.split()[0], "platform": platform.platform(),
-               "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()}
-    report = {"machine": machine,
-              "clips": clips_on, "repeats": args.repeats, "rows": rows, "manners": manners}
+    single = [measure_single(m, args.records, args.repeats) for m in args.single]
+    report = {"machine": machine, "clips": clips_on, "repeats": args.repeats, "rows": rows,
+              "manners": manners, "single": single}
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
+    for row in single:
+        print(f"single-record, {row['conditions']} conditions x {row['records']} records "
+              f"(M evaluations/s): " + "  ".join(
+                  f"{k[:-8]} {v / 1e6:.2f}" for k, v in row.items() if k.endswith("_evals_s")))
     for row in rows:
         clips_text = (f"  clips {row['clips_s']:.3f}s  ratio {row['ours_over_clips']:.2f}"
                       if "clips_s" in row else "  (clipspy not installed)")
@@ -272,7 +287,8 @@ def _manners_facts(people: list[Guest]) -> list[tuple[str, dict[str, Any]]]:
 
 
 def manners_ours(people: list[Guest]) -> tuple[float, list[tuple[int, str]]]:
-    engine = Engine(compile_rules(MANNERS_RULES), strategy="depth", max_fires=10_000_000)
+    engine = Engine(compile_rules(MANNERS_RULES), strategy="depth", max_fires=10_000_000,
+                    max_facts=10**9, timeout_s=None)
     start = time.perf_counter()
     engine.insert_all(_manners_facts(people))
     engine.run()
@@ -363,6 +379,120 @@ def manners_valid(people: list[Guest], seating: list[tuple[int, str]]) -> bool:
         return False
     return all(info[a][0] != info[b][0] and info[a][1] & info[b][1]
                for a, b in itertools.pairwise(names))
+
+
+
+
+# ---- single-record evaluation ---------------------------------------------------------------
+def single_workload(m: int, records: int, seed: int = 11) -> tuple[
+        list[dict[str, Any]], list[tuple[int, str]]]:
+    """Seeded records and the M (threshold, tier) conditions."""
+    rng = random.Random(seed)
+    rows = [{"amount": rng.randrange(1000), "tier": rng.choice(TIERS)} for _ in range(records)]
+    return rows, [((k * 97) % 800, TIERS[k % 4]) for k in range(m)]
+
+
+def _evals_per_s(fn: Any, m: int, records: int, repeats: int, expected: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        got = fn()
+        times.append(time.perf_counter() - start)
+        assert got == expected, (fn, got, expected)
+    return m * records / statistics.median(times)
+
+
+def _single_plain(rows: list[dict[str, Any]], conds: list[tuple[int, str]]) -> Any:
+    checks = [(lambda r, t=t, n=n: r["amount"] > t and r["tier"] == n) for t, n in conds]
+    return lambda: sum(1 for r in rows for check in checks if check(r))
+
+
+def _single_expressions(rows: list[dict[str, Any]], conds: list[tuple[int, str]]) -> Any:
+    from hybrid_ai._expr import compile_expression
+
+    exprs = [compile_expression(f"amount > {t} and tier == '{n}'") for t, n in conds]
+    return lambda: sum(1 for r in rows for e in exprs if e(r))
+
+
+def single_table_text(conds: list[tuple[int, str]]) -> str:
+    """Our COLLECT table: one row per condition."""
+    body = "".join(f"> {t},'{n}',{k}\n" for k, (t, n) in enumerate(conds))
+    return f"# hit: COLLECT\nin: amount,in: tier,out: rule\n{body}"
+
+
+def _single_table(rows: list[dict[str, Any]], conds: list[tuple[int, str]]) -> Any:
+    from hybrid_ai.rules import parse_table
+
+    table = parse_table(single_table_text(conds))
+    return lambda: sum(len(table.evaluate(r)) for r in rows)
+
+
+def _zen_expressions(rows: list[dict[str, Any]], conds: list[tuple[int, str]]) -> Any:
+    import zen
+
+    exprs = [zen.compile_expression(f'amount > {t} and tier == "{n}"') for t, n in conds]
+    return lambda: sum(1 for r in rows for e in exprs if e.evaluate(r))
+
+
+def zen_table_content(conds: list[tuple[int, str]]) -> str:
+    """The same table as zen-engine JDM (collect hit policy)."""
+    rules = [{"_id": f"r{k}", "i1": f"> {t}", "i2": f'"{n}"', "o1": str(k)}
+             for k, (t, n) in enumerate(conds)]
+    table = {"hitPolicy": "collect", "rules": rules,
+             "inputs": [{"id": "i1", "name": "amount", "field": "amount"},
+                        {"id": "i2", "name": "tier", "field": "tier"}],
+             "outputs": [{"id": "o1", "name": "rule", "field": "rule"}]}
+    at = {"x": 0, "y": 0}
+    nodes = [{"id": "in", "type": "inputNode", "name": "in", "position": at},
+             {"id": "dt", "type": "decisionTableNode", "name": "t", "position": at,
+              "content": table},
+             {"id": "out", "type": "outputNode", "name": "out", "position": at}]
+    edges = [{"id": "e1", "sourceId": "in", "targetId": "dt", "type": "edge"},
+             {"id": "e2", "sourceId": "dt", "targetId": "out", "type": "edge"}]
+    return json.dumps({"nodes": nodes, "edges": edges})
+
+
+def _zen_table(rows: list[dict[str, Any]], conds: list[tuple[int, str]]) -> Any:
+    import zen
+
+    decision = zen.ZenEngine().create_decision(zen_table_content(conds))
+
+    def run() -> int:
+        total = 0
+        for r in rows:
+            result = decision.evaluate(r)["result"]
+            total += len(result) if isinstance(result, list) else bool(result)
+        return total
+
+    return run
+
+
+def have_zen() -> bool:
+    try:
+        import zen  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def measure_single(m: int, records: int, repeats: int) -> dict[str, Any]:
+    """Rule evaluations per second of each way to evaluate M conditions per record."""
+    rows, conds = single_workload(m, records)
+    expected = sum(1 for r in rows for t, n in conds if r["amount"] > t and r["tier"] == n)
+    makers = {"plain_lambdas": _single_plain, "ours_expressions": _single_expressions,
+              "ours_table": _single_table}
+    if have_zen():
+        makers |= {"zen_expressions": _zen_expressions, "zen_table": _zen_table}
+    out: dict[str, Any] = {"conditions": m, "records": records, "true": expected}
+    for name, make in makers.items():
+        out[f"{name}_evals_s"] = _evals_per_s(make(rows, conds), m, records, repeats, expected)
+    if "zen_table_evals_s" in out:
+        out["zen_table_ms_per_call"] = 1000 * m / out["zen_table_evals_s"]
+        out["ours_table_over_zen_table"] = out["ours_table_evals_s"] / out["zen_table_evals_s"]
+        out["ours_expressions_over_zen_expressions"] = (
+            out["ours_expressions_evals_s"] / out["zen_expressions_evals_s"])
+    out["ours_table_ms_per_call"] = 1000 * m / out["ours_table_evals_s"]
+    return out
 
 
 if __name__ == "__main__":

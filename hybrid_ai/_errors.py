@@ -11,6 +11,8 @@ The tree::
     ├── MissingDependencyError   an optional dependency or model is absent (also an ImportError)
     ├── InputError               a case or input record is malformed (also a ValueError)
     ├── CaseTimeoutError         a whole case ran past its deadline (also a TimeoutError)
+    ├── rules.RuleLimitError     a rule evaluation crossed max_fires, max_facts or timeout_s
+    ├── rules.DecisionTableError a decision table broke its hit policy (UNIQUE matched twice)
     └── StageError               a stage failed at run time
         ├── StageTimeoutError    it ran past its timeout
         └── StageOutputError     it returned something that is not a stage output

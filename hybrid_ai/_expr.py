@@ -75,7 +75,11 @@ Functions (the whitelist; a pipeline may add its own)
 Errors
     A malformed expression, an unknown name (when the caller lists the valid ones), an unknown
     function or an invalid literal regular expression raises :class:`ExpressionError` at compile
-    time, pointing at ``file:line:column`` of the offending token. A type error while evaluating
+    time, pointing at ``file:line:column`` of the offending token. So does a text longer than
+    :data:`MAX_LENGTH` characters, a number that overflows, and a regular expression that repeats
+    an unboundedly repeating group with nothing between the repeats (``(a+)+``, ``(\\s*\\w+)*``,
+    which can backtrack for minutes; ``(\\d+,)*`` is fine; a pattern read from the data at run
+    time is refused the same way, with an :class:`EvaluationError`). A type error while evaluating
     (``'abc' - 1``, comparing a date with text) raises :class:`EvaluationError`, which names the
     expression, its location and the operand types.
 """
@@ -85,6 +89,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import difflib
+import importlib
 import inspect
 import operator
 import re
@@ -104,6 +109,7 @@ from hybrid_ai._errors import ExpressionError, HybridAIError, Location
 __all__ = [
     "BUILTIN_FUNCTIONS",
     "MAX_DEPTH",
+    "MAX_LENGTH",
     "Binary",
     "BoolOp",
     "Call",
@@ -126,6 +132,10 @@ __all__ = [
 
 MAX_DEPTH: Final = 64
 """The deepest nesting of operators, calls and lists an expression may have."""
+
+MAX_LENGTH: Final = 100_000
+"""The longest expression text, in characters: parsing time grows with it, so a huge literal or
+a pasted data dump is refused instead of tying up the loader for seconds."""
 
 Env: TypeAlias = Mapping[str, Any]
 Evaluator: TypeAlias = Callable[[Mapping[str, Any]], Any]
@@ -393,6 +403,12 @@ def parse_expression(text: str, location: Location | None = None) -> Node:
         raise ExpressionError(
             "the expression is empty", _offset(location, 1, 1), hint="write e.g. x.amount > 100"
         )
+    if len(text) > MAX_LENGTH:
+        raise ExpressionError(
+            f"the expression is {len(text)} characters long, over the limit of {MAX_LENGTH}",
+            _offset(location, 1, 1),
+            hint="split it into several rules, or put long lists into a fact or a decision table",
+        )
     return _parse_cached(text, location)
 
 
@@ -549,6 +565,8 @@ class _Builder:
         except ValueError:
             # Python refuses to convert integers of thousands of digits; so do we.
             raise ExpressionError("this number is too long", self.at(token)) from None
+        if value in (float("inf"), float("-inf")):
+            raise ExpressionError("this number is too large", self.at(token))
         return Literal(value, location=self.at(token))
 
     def _rule_getattr(self, items: list[_Item], depth: int) -> Node:
@@ -875,9 +893,72 @@ def _regex(pattern: Any) -> re.Pattern[str]:
     if not isinstance(pattern, str):
         raise _OperandError(f"a regular expression must be text, not {_kind(pattern)}")
     try:
-        return re.compile(pattern)  # re keeps its own cache of compiled patterns
+        compiled = re.compile(pattern)  # re keeps its own cache of compiled patterns
     except re.error as exc:
         raise _OperandError(f"invalid regular expression {pattern!r}: {exc}") from None
+    if _nested_repeat(pattern):
+        raise _OperandError(
+            f"the regular expression {pattern!r} repeats a group that itself repeats without "
+            "bound (like (a+)+): matching can take exponential time",
+            hint="rewrite it without a repeat inside a repeat, e.g. a+ instead of (a+)+",
+        )
+    return compiled
+
+
+@lru_cache(maxsize=1024)
+def _nested_repeat(pattern: str) -> bool:
+    # Python's re backtracks without a time limit: an unbounded repeat inside another is the
+    # classic catastrophic pattern ('(a+)+$' on 30 a's and a '!' runs for minutes).
+    try:
+        parser: Any = importlib.import_module("re._parser")
+    except ImportError:  # Python 3.10
+        parser = importlib.import_module("sre_parse")
+    try:
+        return _repeats_nested(parser.parse(pattern), False, parser.MAXREPEAT)
+    except Exception:  # re.compile accepted it; anything odd in its parse is no finding
+        return False
+
+
+def _repeats_nested(items: Any, inside: bool, unbounded: int) -> bool:
+    for op, arg in items:
+        name = str(op)
+        if name in ("MAX_REPEAT", "MIN_REPEAT"):
+            if arg[1] == unbounded and _bare_repeat(arg[2], unbounded):
+                return True
+            if _repeats_nested(arg[2], inside, unbounded):
+                return True
+        elif any(_repeats_nested(sub, inside, unbounded) for sub in _parts(name, arg)):
+            return True
+    return False
+
+
+def _bare_repeat(items: Any, unbounded: int) -> bool:
+    """The body of a repeat is an unbounded repeat plus only parts that may match nothing, so
+    one text splits between iterations in exponentially many ways: ``(a+)+``, ``(\\s*\\w+)*``.
+    A delimiter, as in ``(\\d+,)*``, makes the split unique: not reported."""
+    found = False
+    for op, arg in items:
+        name = str(op)
+        if name in ("MAX_REPEAT", "MIN_REPEAT"):
+            found = found or arg[1] == unbounded
+            if arg[1] != unbounded and arg[0] > 0:
+                return False
+        elif name in ("SUBPATTERN", "BRANCH"):
+            if not any(_bare_repeat(sub, unbounded) for sub in _parts(name, arg)):
+                return False
+            found = True
+        elif name != "AT":  # anchors match nothing; anything else needs a character
+            return False
+    return found
+
+
+def _parts(name: str, arg: Any) -> list[Any]:
+    """The sub-patterns of a group, an alternation or a lookaround."""
+    if name == "SUBPATTERN":
+        return [arg[-1]]
+    if name == "BRANCH":
+        return list(arg[1])
+    return [arg[1]] if name in ("ASSERT", "ASSERT_NOT") else []
 
 
 def _matches(text: Any, pattern: Any) -> bool:

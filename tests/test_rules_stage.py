@@ -337,3 +337,138 @@ def test_expression_error_column_points_at_the_token(tmp_path: Path) -> None:
     # `    when: "text ===` -- the third '=' is in column 19
     assert str(problem).startswith(f"{path}:3:19:")
     assert (problem.location.line, problem.location.column) == (3, 19)
+
+
+# --- confidence, schemas, atomic reload -------------------------------------------------------
+
+
+def test_rule_decisions_carry_their_confidence_to_decide(tmp_path: Path) -> None:
+    path = write(tmp_path, "rules:\n  - id: sure\n    when: 'true'\n"
+                           "    then: {decision: {label: a}, confidence: 0.9}\n"
+                           "  - id: unsure\n    when: 'true'\n"
+                           "    then: {decision: {label: b}}\n"
+                           "  - id: chained\n    when: [{input: {}}]\n"
+                           "    then: [{insert: {decision: {label: c, confidence: 0.4}}}]\n",
+                 "conf.yaml")
+    made = {f.data["label"]: f for f in fire(RulesStage(path=str(path)), board())}
+    assert made["a"].confidence == 0.9 and made["b"].confidence is None
+    assert made["c"].confidence == 0.4
+    bad = write(tmp_path, "rules:\n  - id: r\n    when: 'true'\n"
+                          "    then: {decision: {label: a}, confidence: 1.5}\n", "bad.yaml")
+    with pytest.raises(ConfigError, match="confidence") as info:
+        RulesStage(path=str(bad))
+    assert info.value.problems[0].location.line == 4
+    # decide ranks equal-salience advice by confidence and reports the chosen one's
+    with Engine(serial(stage("rules", path=str(path)), stage("decide"))) as engine:
+        result = engine.run("x")
+    assert result.decision == "a" and result.decision_fact is not None
+    assert result.decision_fact.confidence == 0.9
+
+
+SCHEMA_RULES = """\
+schemas:
+  order: {id: int, amount: number, tier: text}
+  fields: {amount: number}
+rules:
+  - id: big
+    when: "order.amount > 'lots' or order.amout > 3 or fields.amount in ['x']"
+    then: {fact: {kind: order, data: {id: one, colour: red}}}
+  - id: chained
+    when:
+      - order: {tier: 5, amount: "> 'x'", size: 3}
+    then:
+      - insert: {order: {id: 2.5}}
+"""
+
+
+def test_fact_schemas_are_checked_at_load(tmp_path: Path) -> None:
+    path = write(tmp_path, SCHEMA_RULES, "schema.yaml")
+    with pytest.raises(ConfigError) as info:
+        RulesStage(path=str(path))
+    found = [(p.location.line, p.location.column, p.message) for p in info.value.problems]
+    assert found == [
+        (6, 27, "order.amount is number, but it is compared with 'lots'"),
+        (6, 43, "order has no field 'amout' in its schema"),
+        (6, 73, "fields.amount is number, but it is compared with 'x'"),
+        (7, 43, "order.id is int, but the rule writes 'one'"),
+        (7, 48, "order has no field 'colour' in its schema"),
+        (10, 23, "order.tier is text, but the rule tests it against 5"),
+        (10, 35, "order.amount is number, but the rule tests it against 'x'"),
+        (10, 43, "order has no field 'size' in its schema"),
+        (12, 30, "order.id is int, but the rule writes 2.5")]
+    assert "did you mean 'amount'?" in str(info.value)
+    good = write(tmp_path, "schemas:\n  order: {id: int, amount: number}\nrules:\n"
+                           "  - id: ok\n    when: order.amount > 3 and order.id == 1\n"
+                           "    then: {flag: big}\n", "good.yaml")
+    assert RulesStage(path=str(good)).ruleset.schemas == {"order": {"id": "int",
+                                                                    "amount": "number"}}
+    typo = write(tmp_path, "schemas:\n  order: {id: integr}\nrules:\n  - id: ok\n"
+                           "    when: 'true'\n    then: {flag: x}\n", "typo.yaml")
+    with pytest.raises(ConfigError, match=r"unknown type 'integr'.*did you mean 'int'"):
+        RulesStage(path=str(typo))
+
+
+def version_rules(label: str) -> str:
+    return ("rules:\n"
+            f"  - id: first\n    when: 'true'\n    then: {{decision: {{label: {label}}}}}\n"
+            f"  - id: second\n    when: 'true'\n    then: {{flag: {label}}}\n")
+
+
+def test_reload_swaps_the_rule_set_and_the_version(tmp_path: Path) -> None:
+    path = write(tmp_path, version_rules("a"), "live.yaml")
+    rules = RulesStage(path=str(path))
+    old = rules.version
+    assert fire(rules, board())[0].provenance.detail["version"] == old
+    path.write_text(version_rules("b"), encoding="utf-8")
+    rules.reload()
+    assert rules.version != old
+    new = fire(rules, board())
+    assert new[0].data["label"] == "b" and new[0].provenance.detail["version"] == rules.version
+    path.write_text("rules: [", encoding="utf-8")
+    with pytest.raises(ConfigError):
+        rules.reload()
+    assert fire(rules, board())[0].data["label"] == "b"  # a broken file leaves the old set
+    wider = write(tmp_path, "rules:\n  - id: r\n    when: intent.label == 'x'\n"
+                            "    then: {fact: {kind: extra, data: {}}}\n", "wider.yaml")
+    with pytest.raises(ConfigError, match=r"reads fact kinds \['intent'\].*makes fact kinds "
+                                          r"\['extra'\]"):
+        rules.reload(wider)
+
+
+def test_reload_is_atomic_under_concurrent_cases(tmp_path: Path) -> None:
+    import threading
+
+    files = {label: write(tmp_path, version_rules(label), f"{label}.yaml") for label in "ab"}
+    rules = RulesStage(path=str(files["a"]))
+    versions = {label: load_rules_version(path) for label, path in files.items()}
+    seen: list[tuple[str, str, str, str]] = []
+    stop = threading.Event()
+
+    def cases() -> None:
+        while not stop.is_set():
+            decision, flag = rules.process(board())
+            seen.append((decision.data["label"], flag.data["name"],
+                         decision.detail["version"], flag.detail["version"]))
+
+    def reloads() -> None:
+        for i in range(60):
+            rules.reload(files["ab"[i % 2]])
+        stop.set()
+
+    threads = [threading.Thread(target=cases) for _ in range(3)]
+    threads.append(threading.Thread(target=reloads))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen
+    for label, flag, version, flag_version in seen:  # each case saw one whole rule set
+        assert label == flag and version == flag_version == versions[label]
+    with Engine(stage(rules)) as engine:
+        assert engine.run("x").decision_fact is not None
+
+
+def load_rules_version(path: Path) -> str:
+    from hybrid_ai.rules import load_rules
+
+    return load_rules(path, {}).version

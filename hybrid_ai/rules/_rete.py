@@ -22,6 +22,7 @@ __all__ = [
     "AlphaTest",
     "Element",
     "Fact",
+    "Meter",
     "NccPattern",
     "Network",
     "Pattern",
@@ -204,6 +205,21 @@ class AlphaMemory:
         return True
 
 
+class Meter:
+    """Counts the tokens a network makes; every 4096 it calls ``check`` (the engine's clock),
+    so a join that multiplies partial matches without ever completing one is stopped too."""
+
+    __slots__ = ("check", "count")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.check: Callable[[], None] = _nothing
+
+
+def _nothing() -> None:
+    return None
+
+
 class BetaNode:
     """A node with a left memory of tokens indexed by join key and one child."""
 
@@ -211,6 +227,7 @@ class BetaNode:
         self.left_vars = left_vars
         self.left: dict[Key, dict[Token, None]] = {}
         self.child: BetaNode | None = None
+        self.meter = Meter()  # replaced by the network's own when the node is linked
 
     def left_key(self, env: Env) -> Any:
         if len(self.left_vars) == 1:  # the usual join on one variable: no tuple to build
@@ -234,6 +251,10 @@ class BetaNode:
                 del self.left[token.key]
 
     def emit(self, parent: Token, fact: Fact | None, env: Env) -> None:
+        meter = self.meter
+        meter.count += 1
+        if not meter.count & 4095:
+            meter.check()
         token = Token(parent, fact, env)
         if parent.children is None:
             parent.children = {}
@@ -485,6 +506,7 @@ class Network:
     def __init__(self, sink: Sink) -> None:
         self.sink = sink
         self.alphas: dict[str, _KindIndex] = {}
+        self.meter = Meter()
 
     def memory(self, pattern: Pattern, existing: Iterable[Fact] = ()) -> AlphaMemory:
         """The shared alpha memory for a pattern's kind and constant tests (new: filled)."""
@@ -534,8 +556,9 @@ class Network:
         ncc.sub_first = sub[0]
         return ncc
 
-    @staticmethod
-    def _link(nodes: list[BetaNode]) -> None:
+    def _link(self, nodes: list[BetaNode]) -> None:
+        for node in nodes:
+            node.meter = self.meter
         for parent, child in itertools.pairwise(nodes):
             parent.child = child
 

@@ -9,9 +9,16 @@
           strength: veto
           reason: "card reported lost or stolen: {text}"
 
-An action writes one of ``decision`` (with ``strength`` veto | override | advise), ``flag`` or
-``fact: {kind: ..., data: {...}}``. A string value that starts with ``=`` is an expression
-(``label: "=knowledge.properties.team"``); ``{expr}`` in a ``reason`` is filled in the same way.
+An action writes one of ``decision`` (with ``strength`` veto | override | advise and an optional
+``confidence`` from 0 to 1, which the ``decide`` stage ranks equal-salience decisions by and
+reports; without one a decision carries none), ``flag`` or ``fact: {kind: ..., data: {...}}``.
+A string value that starts with ``=`` is an expression (``label: "=knowledge.properties.team"``);
+``{expr}`` in a ``reason`` is filled in the same way.
+
+Two more sections: ``tables: [pricing.csv, {path: risk.csv, hit: FIRST}]`` adds CSV decision
+tables (paths relative to the rule file; see ``_tables``), and ``schemas:`` declares typed fact
+kinds checked at load (see ``_schemas``). A ``.csv`` path given to :func:`load_rules` is read as
+a rule set holding that one table. The version of a rule set with tables hashes the tables too.
 """
 
 from __future__ import annotations
@@ -30,6 +37,9 @@ from .._expr import Expression, compile_expression
 from .._yaml import LineDict, load_yaml_text, location_at
 from ._patterns import compile_rules, needed_kinds, split_chaining
 from ._rete import Rule
+from ._schemas import Schemas, check_chaining, check_expression, check_fields, parse_schemas
+from ._tableload import parse_table
+from ._tables import DIRECTIVES, DecisionTable
 
 __all__ = ["CompiledRule", "RuleSet", "load_rules"]
 
@@ -41,6 +51,7 @@ class _Then(BaseModel):
     model_config = ConfigDict(extra="forbid")
     decision: dict[str, Any] | None = None
     strength: Literal["veto", "override", "advise"] = "advise"
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     flag: str | None = None
     fact: dict[str, Any] | None = None
     reason: str = ""
@@ -57,7 +68,7 @@ class _Rule(BaseModel):
 
 class _File(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    rules: list[_Rule] = Field(min_length=1)
+    rules: list[_Rule] = Field(default_factory=list)
 
 
 Value = Callable[[Mapping[str, Any]], Any]
@@ -75,13 +86,15 @@ class CompiledRule:
     strength: str
     reason: Value
     location: Location
+    confidence: float | None = None
 
 
 @dataclass
 class RuleSet:
     """Compiled rules in firing order (salience, then file order) with a content version.
 
-    ``chaining`` holds the rules written with a list of patterns, run by the Rete engine.
+    ``chaining`` holds the rules written with a list of patterns, run by the Rete engine;
+    ``tables`` the decision tables; ``schemas`` the declared fact kinds (kind -> field -> type).
     """
 
     rules: list[CompiledRule]
@@ -89,18 +102,24 @@ class RuleSet:
     path: str
     fact_kinds: frozenset[str] = field(default_factory=frozenset)
     chaining: list[Rule] = field(default_factory=list)
+    tables: list[DecisionTable] = field(default_factory=list)
+    schemas: Schemas = field(default_factory=dict)
 
 
 def load_rules(path: str | Path, functions: Mapping[str, Callable[..., Any]]) -> RuleSet:
     """Read and compile a rule file; every problem in it is reported at once."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig" if path.suffix.lower() == ".csv" else "utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read rule file {path}: {exc.strerror}") from None
-    raw = load_yaml_text(text, str(path))
+    if path.suffix.lower() == ".csv":
+        table = parse_table(text, str(path), functions)
+        return RuleSet([], table.version, str(path), _table_kinds([table]), tables=[table])
+    raw, sections = _sections(load_yaml_text(text, str(path)))
     raw, chaining_raw, positions = split_chaining(raw)
     problems: list[Problem] = []
+    schemas = parse_schemas(sections.get("schemas"), str(path), problems)
     rules: list[CompiledRule] = []
     if not chaining_raw or raw["rules"]:
         spec = _validate(raw, str(path), positions)
@@ -110,12 +129,81 @@ def load_rules(path: str | Path, functions: Mapping[str, Callable[..., Any]]) ->
         problems.extend(Problem(f"{key}: Extra inputs are not permitted", raw.location_of(key))
                         for key in raw if key != "rules")
     chaining = _compile_chaining(chaining_raw, functions, str(path), problems)
+    tables = _load_tables(sections.get("tables"), path, functions, problems)
+    _check_schemas(schemas, raw, rules, chaining_raw, problems)
+    if not rules and not chaining and not tables and not problems:
+        problems.append(Problem("the file has no rules and no tables",
+                                getattr(raw, "location", Location(str(path))),
+                                "add a `rules:` list or a `tables:` list"))
     if problems:
         raise ConfigError(f"{path} has {len(problems)} problem(s)", problems)
     rules.sort(key=lambda r: -r.salience)
     kinds = frozenset(n for r in rules for n in r.condition.names) - CONTEXT_NAMES
-    version = hashlib.sha256(text.encode()).hexdigest()[:12]
-    return RuleSet(rules, version, str(path), kinds | needed_kinds(chaining), chaining)
+    version = _version(text, tables)
+    chained = needed_kinds(chaining) - {t.kind for t in tables}  # tables feed chaining rules
+    return RuleSet(rules, version, str(path), kinds | chained | _table_kinds(tables), chaining,
+                   tables, schemas)
+
+
+def _version(text: str, tables: list[DecisionTable]) -> str:
+    content = text + "".join(f"\n{t.path}={t.version}" for t in tables)
+    return hashlib.sha256(content.encode()).hexdigest()[:12]
+
+
+def _table_kinds(tables: list[DecisionTable]) -> frozenset[str]:
+    return frozenset(n for t in tables for n in t.names) - CONTEXT_NAMES
+
+
+def _sections(raw: Any) -> tuple[Any, dict[str, Any]]:
+    """Take ``tables`` and ``schemas`` out of a loaded rule file (the rest keeps locations)."""
+    if not isinstance(raw, LineDict) or not {"tables", "schemas"} & set(raw):
+        return raw, {}
+    copy = LineDict({k: v for k, v in raw.items() if k not in ("tables", "schemas")})
+    copy.location, copy.key_locations = raw.location, raw.key_locations
+    copy.value_locations = raw.value_locations
+    return copy, {k: raw[k] for k in ("tables", "schemas") if k in raw}
+
+
+def _load_tables(raw: Any, path: Path, functions: Mapping[str, Callable[..., Any]],
+                 problems: list[Problem]) -> list[DecisionTable]:
+    if raw is None:
+        return []
+    items = raw if isinstance(raw, list) else [raw]
+    places = getattr(raw, "item_locations", None) or [Location(str(path))] * len(items)
+    tables = []
+    for item, where in zip(items, places, strict=True):
+        options = dict(item) if isinstance(item, Mapping) else {"path": item}
+        target = options.pop("path", None)
+        if not isinstance(target, str) or set(options) - set(DIRECTIVES):
+            problems.append(Problem(f"table entry {item!r} is not a path or {{path: ...}}", where,
+                                    f"write `- pricing.csv` or `- {{path: pricing.csv, hit: "
+                                    f"FIRST}}`; options: {', '.join(DIRECTIVES)}"))
+            continue
+        try:
+            text = (path.parent / target).read_text(encoding="utf-8-sig")
+            tables.append(parse_table(text, str(path.parent / target), functions, **options))
+        except OSError as exc:
+            problems.append(Problem(f"cannot read decision table {target}: {exc.strerror}", where,
+                                    "paths are relative to the rule file"))
+        except ConfigError as exc:
+            problems.extend(exc.problems or [Problem(str(exc), where)])
+    return tables
+
+
+def _check_schemas(schemas: Schemas, raw: Any, rules: list[CompiledRule],
+                   chaining_raw: list[Any], problems: list[Problem]) -> None:
+    if not schemas:
+        return
+    for rule in rules:
+        check_expression(schemas, rule.condition, problems)
+    items = raw.get("rules") if isinstance(raw, LineDict) else None
+    for item in items if isinstance(items, list) else []:
+        then = item.get("then") if isinstance(item, Mapping) else None
+        fact = then.get("fact") if isinstance(then, Mapping) else None
+        if isinstance(fact, Mapping) and isinstance(fact.get("data"), Mapping):
+            where = getattr(fact, "location", Location())
+            check_fields(schemas, str(fact.get("kind")), fact["data"], where, problems)
+    check_chaining(schemas, chaining_raw, problems)
 
 
 def _compile_chaining(raws: list[Any], functions: Mapping[str, Callable[..., Any]], file: str,
@@ -165,7 +253,7 @@ def _compile(rule: _Rule, where: Location, functions: Mapping[str, Callable[...,
         problems.append(Problem(f"rule {rule.id!r}: {exc}", where))
         return None
     return CompiledRule(rule.id, rule.salience, condition, kind, data, rule.then.strength,
-                        reason, where)
+                        reason, where, rule.then.confidence)
 
 
 def _action(then: _Then, functions: Mapping[str, Callable[..., Any]],
@@ -197,6 +285,7 @@ def _constant(value: Any) -> Value:
     def constant(env: Mapping[str, Any]) -> Any:
         return value
 
+    constant.value = value  # type: ignore[attr-defined]  # the schema check reads literals
     return constant
 
 
