@@ -5,6 +5,13 @@ Usage::
     .venv/bin/python benchmarks/kg.py                 # readable table (about 3 min with owlrl)
     .venv/bin/python benchmarks/kg.py --json          # one JSON object: machine, raw, ratios
     .venv/bin/python benchmarks/kg.py --no-owlrl      # skip the slow peer (about 1 min)
+    .venv/bin/python benchmarks/kg.py --scale 20      # ours only: 20 renamed LUBM(1) copies
+
+``--scale N`` builds an LUBM(N)-like graph of N universities: copy k of LUBM(1) renames every
+``UniversityD`` to ``University((D + k) mod 1000)``, so copy k's home university is
+University{k} and the copies share the "degree from" universities as LUBM(N) does. It reports
+load, materialize and query times with the peak memory (ru_maxrss) of the process, so run it
+alone: nothing else is measured in that process.
 
 Workload: ../shared/data/lubm (lubm1.nt.gz + univ-bench.ttl, 100,836 triples). For each system
 we time loading and materialization separately; ratios are over materialization time.
@@ -307,14 +314,108 @@ def text_report(report: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+# ---- scale -------------------------------------------------------------------------------
+
+_UNIVERSITY = re.compile(r"University(\d+)")
+
+
+def scaled_lines(copies: int) -> Iterable[str]:
+    """LUBM(1) ``copies`` times, copy k with every UniversityD renamed to University(D+k)%1000."""
+    for k in range(copies):
+        def rename(m: re.Match[str], k: int = k) -> str:
+            return f"University{(int(m.group(1)) + k) % 1000}"
+
+        # Streamed, re-read per copy: holding the lines would inflate the peak RSS measured.
+        with gzip.open(DATA_NT, "rt", encoding="utf-8") as handle:
+            for line in handle:
+                line = line.rstrip("\n")
+                yield _UNIVERSITY.sub(rename, line) if k else line
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    # ru_maxrss is in KiB on Linux (bytes on macOS).
+    scale = 1 / 1024 if sys.platform != "darwin" else 1 / 1024 / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+def scale_benchmark(copies: int) -> dict[str, Any]:
+    """Load, materialize and query an LUBM(copies)-like graph; times and peak memory.
+
+    The graph is written to a temporary N-Triples file first (not timed), so the load time is
+    that of reading a file of that size.
+    """
+    queries = read_queries()
+    tmp = Path(tempfile.mkdtemp(prefix="lubm-scale-"))
+    data = tmp / f"lubm{copies}.nt"
+    try:
+        with data.open("w", encoding="utf-8") as handle:
+            for line in scaled_lines(copies):
+                handle.write(line + "\n")
+        base_mb = peak_rss_mb()
+        store, load_s = timed(lambda: load(ONTOLOGY, store=load(data)))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    asserted, after_load_mb = len(store), peak_rss_mb()
+    reasoner = Reasoner(store)
+    stats, _ = timed(reasoner.materialize)
+    after_infer_mb = peak_rss_mb()
+    answers = answer_ours(store, queries)
+    del answers["seconds"]
+    expected = scaled_expectations(queries, copies)
+    wrong = {n: answers["counts"][n] for n, e in expected.items() if answers["counts"][n] != e}
+    return {"copies": copies, "asserted": asserted, "triples_after": len(store),
+            "inferred": len(store) - asserted, "rounds": stats.rounds, "load_s": load_s,
+            "materialize_s": stats.seconds, "queries_total_s": answers.pop("total_s"),
+            "query_counts": answers["counts"], "expected_counts": expected,
+            "counts_as_expected": not wrong, "unexpected": wrong,
+            "peak_rss_mb": {"before": base_mb, "after_load": after_load_mb,
+                            "after_materialize": after_infer_mb, "end": peak_rss_mb()},
+            "bytes_per_triple": (after_infer_mb - base_mb) * 2**20 / len(store)}
+
+
+# Q6, Q9 and Q14 range over every university, so they grow with the copies; Q2 and Q13 join
+# across universities, which the renaming changes; the rest ask about University0 only.
+_GROWS, _UNPREDICTABLE = {"Q6", "Q9", "Q14"}, {"Q2", "Q13"}
+
+
+def scaled_expectations(queries: list[tuple[str, int, str]], copies: int) -> dict[str, int]:
+    """The count each query must give on the scaled graph, where that is predictable."""
+    return {name: count * copies if name in _GROWS else count
+            for name, count, _ in queries if name not in _UNPREDICTABLE}
+
+
+def scale_text(report: dict[str, Any]) -> str:
+    mem = report["peak_rss_mb"]
+    return "\n".join([
+        f"LUBM({report['copies']})-like: {report['asserted']:,} asserted, "
+        f"{report['triples_after']:,} after inference ({report['rounds']} rounds)",
+        f"load {report['load_s']:.1f} s, materialize {report['materialize_s']:.1f} s, "
+        f"14 queries {report['queries_total_s']:.2f} s",
+        f"peak RSS {mem['end']:,.0f} MB (before {mem['before']:,.0f}, after load "
+        f"{mem['after_load']:,.0f}); {report['bytes_per_triple']:.0f} bytes per triple",
+        "counts: " + ", ".join(f"{k} {v}" for k, v in report["query_counts"].items()),
+        f"counts as expected (12 predictable queries): {report['counts_as_expected']} "
+        f"{report['unexpected'] or ''}",
+    ])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--rounds", type=int, default=3, help="ours/reasonable rounds")
     parser.add_argument("--no-owlrl", action="store_true", help="skip owlrl (slow)")
+    parser.add_argument("--scale", type=int, default=0, metavar="N",
+                        help="ours only, on N renamed copies of LUBM(1) (20 gives 2M triples)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     info = machine()
+    if args.scale:
+        scaled = scale_benchmark(args.scale)
+        scaled["machine"], scaled["wall_s"] = info, time.perf_counter() - start
+        print(json.dumps(scaled, indent=2) if args.json else scale_text(scaled))
+        return 0
     report = benchmark(args.rounds, not args.no_owlrl)
     info["loadavg_end"] = machine()["loadavg_start"]
     report["machine"], report["wall_s"] = info, time.perf_counter() - start

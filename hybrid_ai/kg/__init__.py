@@ -1,4 +1,5 @@
-"""The knowledge-graph component: RDF terms, an indexed triple store, loaders and linking.
+"""The knowledge-graph component: RDF terms, an indexed triple store, loaders, inference,
+queries, paths and linking.
 
 ``store = load("knowledge/banking.json"); EntityLinker(store).build().link("top up")``
 """
@@ -21,7 +22,8 @@ from ._loaders import (
     save_ntriples,
 )
 from ._query import And, Compare, Not, Or, Query, Var, all_simple_paths
-from ._reasoner import Derivation, Reasoner, ReasonerStats
+from ._reasoner import Derivation, Reasoner, ReasonerStats, rule_text
+from ._rules import Rule, parse_rules
 from ._sparql import parse_sparql
 from ._store import IdTriple, Triple, TripleStore
 from ._terms import (
@@ -82,6 +84,7 @@ __all__ = [
     "Query",
     "Reasoner",
     "ReasonerStats",
+    "Rule",
     "Similarity",
     "Term",
     "Triple",
@@ -95,12 +98,14 @@ __all__ = [
     "normalise",
     "parse_json",
     "parse_ntriples",
+    "parse_rules",
     "parse_sparql",
     "parse_turtle",
     "read_csv",
     "read_json",
     "read_ntriples",
     "read_turtle",
+    "rule_text",
     "save_json",
     "save_ntriples",
 ]

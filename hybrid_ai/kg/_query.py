@@ -10,7 +10,7 @@ index lookups, bindings are ints, and only the selected columns are turned back 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -167,24 +167,51 @@ class Query:
                     seen.setdefault(slot.name)
         return list(seen)
 
-    def run(self, store: TripleStore, limit: int | None = None) -> list[tuple[Term, ...]]:
-        """The answer rows (terms, in ``select`` order): ``rows = q.run(store)``."""
+    def run(self, store: TripleStore, limit: int | None = None,
+            bindings: Mapping[str, Term] | None = None) -> list[tuple[Term, ...]]:
+        """The answer rows (terms, in ``select`` order): ``rows = q.run(store)``.
+
+        ``bindings`` fixes variables before the search: ``q.run(store, bindings={"x": card})``.
+        """
         term = store.ids.term
-        return [tuple(term(i) for i in row) for row in islice(self.run_ids(store), limit)]
+        ids = self._bind_terms(store, bindings or {})
+        if ids is None:
+            return []
+        rows = islice(self.run_ids(store, ids), limit)
+        return [tuple(term(i) for i in row) for row in rows]
+
+    def _bind_terms(self, store: TripleStore,
+                    bindings: Mapping[str, Term]) -> dict[str, int] | None:
+        ids: dict[str, int] = {}
+        for name, value in bindings.items():
+            ident = store.ids.id_of(value)
+            if ident is None:
+                return None  # a term the store has never seen matches nothing
+            ids[name] = ident
+        return ids
 
     def count(self, store: TripleStore) -> int:
         """How many rows ``run`` would return, without building terms."""
         return sum(1 for _ in self.run_ids(store))
 
-    def run_ids(self, store: TripleStore) -> Iterator[tuple[int, ...]]:
+    def run_ids(self, store: TripleStore,
+                bindings: Mapping[str, int] | None = None) -> Iterator[tuple[int, ...]]:
         """Answer rows as id tuples (the fast path that ``run`` and ``count`` use)."""
-        plan = _Planner(store, self).plan()
+        fixed = dict(bindings or {})
+        names = self.variables()
+        unknown = [n for n in fixed if n not in names]
+        if unknown:
+            raise ConfigError(f"cannot bind {', '.join(sorted(unknown))}: not variables of the "
+                              f"query (it has {', '.join(names) or 'none'})")
+        plan = _Planner(store, self, fixed).plan()
         if plan is None:  # a constant the store has never seen: no answers
             return
-        names = self.variables()
         cols = [names.index(v) for v in (self.select if self.select is not None else names)]
         seen: set[tuple[int, ...]] = set()
-        for binding in _Evaluator(store, plan, names).solutions():
+        evaluator = _Evaluator(store, plan, names)
+        for name, ident in fixed.items():
+            evaluator.binding[names.index(name)] = ident
+        for binding in evaluator.solutions():
             row = tuple(binding[c] for c in cols)
             if self.distinct:
                 if row in seen:
@@ -192,9 +219,11 @@ class Query:
                 seen.add(row)
             yield row
 
-    def explain_plan(self, store: TripleStore) -> list[Pattern]:
-        """The patterns in the order the planner will evaluate them."""
-        order = _Planner(store, self).order()
+    def explain_plan(self, store: TripleStore,
+                     bindings: Mapping[str, Term] | None = None) -> list[Pattern]:
+        """The patterns in the order the planner will evaluate them, given ``bindings``."""
+        ids = self._bind_terms(store, bindings or {})
+        order = _Planner(store, self, ids or {}).order()
         return [self.patterns[i] for i in order]
 
 
@@ -209,13 +238,17 @@ def _slot(item: object) -> Slot:
 class _Planner:
     """Greedy selectivity ordering; compiles the chosen order into id-level steps."""
 
-    def __init__(self, store: TripleStore, query: Query) -> None:
+    def __init__(self, store: TripleStore, query: Query,
+                 fixed: Mapping[str, int] | None = None) -> None:
         self.store, self.query = store, query
         self.names = query.variables()
+        # Pre-bound variables are known ids, so they count as constants when estimating.
+        self.fixed = dict(fixed or {})
+        self.preset = set(self.fixed)
 
     def order(self) -> list[int]:
         remaining = list(range(len(self.query.patterns)))
-        bound: set[str] = set()
+        bound: set[str] = set(self.preset)
         chosen: list[int] = []
         while remaining:
             best = min(remaining, key=lambda i: self._score(self.query.patterns[i], bound))
@@ -227,19 +260,20 @@ class _Planner:
     def _score(self, pattern: Pattern, bound: set[str]) -> tuple[int, float]:
         names = [s.name for s in pattern if isinstance(s, Var)]
         connected = not bound or not names or any(n in bound for n in names)
-        ids = [None if isinstance(s, Var) else self.store.ids.id_of(s) for s in pattern]
+        ids = [self.fixed.get(s.name) if isinstance(s, Var) else self.store.ids.id_of(s)
+               for s in pattern]
         if any(i is None and not isinstance(s, Var) for i, s in zip(ids, pattern, strict=True)):
             return (0, 0.0)  # an unknown constant: this pattern empties the result at once
         estimate = float(_count(self.store, *ids))
         # A bound variable acts as a key; each one cuts the estimate by an assumed fan-out.
         for s in pattern:
-            if isinstance(s, Var) and s.name in bound:
+            if isinstance(s, Var) and s.name in bound and s.name not in self.fixed:
                 estimate = estimate ** 0.5 if estimate > 1 else estimate
         return (0 if connected else 1, estimate)
 
     def plan(self) -> list[_Step] | None:
         steps: list[_Step] = []
-        bound: set[str] = set()
+        bound: set[str] = set(self.preset)
         filters = list(self.query.filters)
         for i in self.order():
             step = self._step(self.query.patterns[i])

@@ -8,6 +8,10 @@ The schema (TBox) is compiled once into id-level tables: the subClassOf / subPro
 rule with one premise taken from the previous round's new triples and the other premises looked
 up in the full store, so no join is ever repeated over old triples only.
 
+owl:sameAs (eq-sym, eq-trans, eq-rep-s/p/o) runs only once the graph holds a sameAs triple;
+sameAs between classes or properties does not recompile the schema. User rules
+(:mod:`._rules`) fire in the same loop, indexed by the predicates of their body patterns.
+
 Every inferred triple keeps the rule and premises of its first derivation, so ``explain`` can
 walk any conclusion down to asserted triples.
 
@@ -15,23 +19,26 @@ Incremental use: ``add`` continues from the new triples as a delta. ``remove`` i
 it over-deletes every inference whose recorded derivation depends (transitively) on a removed
 triple, then re-derives by re-running the rules from the remaining triples that touch an
 over-deleted subject (every rule's conclusion subject appears in one of its premises, so those
-triples are enough to find any alternative derivation). Changing the schema itself recompiles
-and re-materializes from scratch.
+triples are enough to find any alternative derivation); a user rule that lost a conclusion is
+re-fired over the whole store, since its head may name a node no premise touches. Changing the
+schema itself recompiles and re-materializes from scratch.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 from typing import Literal as TypingLiteral
 
 from .._errors import ConfigError
-from ._store import IdTriple, Triple, TripleStore
-from ._terms import IRI, OWL, RDF, RDFS, Node, Term
+from ._rules import Rule
+from ._store import IdTriple, Triple, TripleStore, paused_gc
+from ._terms import IRI, OWL, RDF, RDFS, Literal, Node, Term
 
-__all__ = ["Derivation", "Reasoner", "ReasonerStats"]
+__all__ = ["Derivation", "Reasoner", "ReasonerStats", "rule_text"]
 
 Profile = TypingLiteral["owl2rl", "rdfs"]
 _Premises = tuple[IdTriple, ...]
@@ -63,6 +70,34 @@ class Derivation:
         self._render(0, lines)
         return lines
 
+    def readable(self, store: TripleStore) -> list[str]:
+        """The tree for an end user: labels, not IRIs, and each rule said in words.
+
+        ``d.readable(store)`` gives lines such as
+        ``Alice is a Employee  (a Professor is a kind of Employee)``.
+        """
+        lines: list[str] = []
+        self._readable(store, 0, lines)
+        return lines
+
+    def sentence(self, store: TripleStore) -> str:
+        """The triple in words: ``"Alice is a Employee"`` (rdfs:label where there is one)."""
+        s, p, o = self.triple
+        return f"{store.label(s)} {_PHRASES.get(p, store.label(p))} {store.label(o)}"
+
+    def to_dict(self, store: TripleStore) -> dict[str, Any]:
+        """JSON-ready tree: ``{"triple", "text", "rule", "because", "premises"}``."""
+        return {"triple": [str(t) for t in self.triple], "text": self.sentence(store),
+                "rule": self.rule, "because": rule_text(self.rule),
+                "premises": [p.to_dict(store) for p in self.premises]}
+
+    def _readable(self, store: TripleStore, depth: int, lines: list[str]) -> None:
+        why = "stated in the data" if self.rule == "asserted" else (
+            f"because {rule_text(self.rule)} [{self.rule}]")
+        lines.append(f"{'  ' * depth}{self.sentence(store)}  ({why})")
+        for premise in self.premises:
+            premise._readable(store, depth + 1, lines)
+
     def asserted(self) -> set[Triple]:
         """The asserted triples this conclusion rests on: ``d.asserted()``."""
         if not self.premises:
@@ -74,6 +109,45 @@ class Derivation:
         lines.append(f"{'  ' * depth}{s} {p} {o} .  [{self.rule}]")
         for premise in self.premises:
             premise._render(depth + 1, lines)
+
+
+_PHRASES: dict[Term, str] = {
+    RDF.type: "is a", RDFS.subClassOf: "is a kind of", RDFS.subPropertyOf: "implies",
+    RDFS.domain: "applies to subjects of type", RDFS.range: "has values of type",
+    OWL.sameAs: "is the same as", OWL.inverseOf: "is the inverse of",
+    OWL.equivalentClass: "is equivalent to", OWL.equivalentProperty: "is equivalent to",
+}
+_RULE_TEXT = {
+    "cax-sco": "a member of a class is a member of its superclasses",
+    "prp-spo1": "a property implies its superproperties",
+    "prp-dom": "a property's subject belongs to its domain",
+    "prp-rng": "a property's value belongs to its range",
+    "prp-inv": "a property holds backwards for its inverse",
+    "prp-symp": "a symmetric property holds both ways",
+    "prp-trp": "a transitive property chains",
+    "cls-svf1": "something related by the property to a member of the class meets the "
+                "restriction",
+    "cls-hv1": "members of a hasValue restriction have that value",
+    "cls-hv2": "having the value meets the hasValue restriction",
+    "cls-int1": "a member of every part of an intersection is a member of the intersection",
+    "scm-sco": "subclass is transitive",
+    "scm-spo": "subproperty is transitive",
+    "scm-eqc": "equivalent classes are subclasses of each other",
+    "scm-eqp": "equivalent properties are subproperties of each other",
+    "scm-int": "an intersection is a subclass of each of its parts",
+    "eq-sym": "sameAs is symmetric",
+    "eq-trans": "sameAs is transitive",
+    "eq-rep-s": "the same individual has the same properties (subject)",
+    "eq-rep-o": "the same individual has the same properties (object)",
+    "eq-rep-p": "the same property holds under either name",
+}
+
+
+def rule_text(rule: str) -> str:
+    """A rule name in words: ``rule_text("cax-sco")``; user rules read ``the rule NAME``."""
+    if rule.startswith("rule:"):
+        return f"the rule {rule[5:]!r}"
+    return _RULE_TEXT.get(rule, rule)
 
 
 @dataclass
@@ -112,16 +186,24 @@ class _Tbox:
 class Reasoner:
     """Materializes a store in place: ``Reasoner(store, profile="rdfs").materialize()``."""
 
-    def __init__(self, store: TripleStore, *, profile: Profile = "owl2rl") -> None:
+    def __init__(self, store: TripleStore, *, profile: Profile = "owl2rl",
+                 rules: Sequence[Rule] = ()) -> None:
         if profile not in ("owl2rl", "rdfs"):
             raise ConfigError(f"unknown reasoner profile {profile!r}; use 'owl2rl' or 'rdfs'")
-        self.store, self.profile = store, profile
+        self.store, self.profile, self.rules = store, profile, list(rules)
         intern = store.ids.intern
         self._v = {t: intern(t) for t in (*_SCHEMA_PREDICATES, *_SCHEMA_TYPES, RDF.type,
-                                          RDF.nil, OWL.Thing)}
-        self._type = self._v[RDF.type]
+                                          RDF.nil, OWL.Thing, OWL.sameAs)}
+        self._type, self._same = self._v[RDF.type], self._v[OWL.sameAs]
+        # User rule body patterns by constant predicate id (None: a variable predicate).
+        self._triggers: dict[int | None, list[tuple[Rule, int]]] = defaultdict(list)
+        for rule in self.rules:
+            for index, (_, pred, _) in enumerate(rule.body.patterns):
+                key = intern(pred) if isinstance(pred, IRI) else None
+                self._triggers[key].append((rule, index))
         self._schema_ids = {self._v[t] for t in (*_SCHEMA_PREDICATES, *_SCHEMA_TYPES)}
-        self._prov: dict[IdTriple, tuple[str, _Premises]] = {}
+        # conclusion -> (rule, *premises): one flat tuple per inference, not two.
+        self._prov: dict[IdTriple, tuple[str | IdTriple, ...]] = {}
         self._tbox = _Tbox()
         self._counts: Counter[str] = Counter()
         self._next: list[IdTriple] = []
@@ -165,7 +247,11 @@ class Reasoner:
                 self.store.remove_ids(*t)
             return self.materialize()
         self._counts = Counter()
-        return self._stats(self._run(self._over_delete(gone)), start)
+        seed, lost_rules = self._over_delete(gone)
+        # A user rule may conclude about a node none of its premises touch: re-fire it whole.
+        self._next = []
+        self._fire_rules_fully(r for r in self.rules if "rule:" + r.name in lost_rules)
+        return self._stats(self._run(seed + self._next), start)
 
     def explain(self, triple: tuple[Node, IRI, Term]) -> Derivation:
         """The derivation tree of a present triple: ``r.explain((x, RDF.type, C)).steps()``."""
@@ -189,24 +275,86 @@ class Reasoner:
 
     def _run(self, delta: list[IdTriple]) -> int:
         """Semi-naive loop: each round fires the rules once per triple of the last delta."""
+        with paused_gc():
+            return self._rounds(delta)
+
+    def _rounds(self, delta: list[IdTriple]) -> int:
         rounds = 0
-        type_id = self._type
+        type_id, triggers = self._type, self._triggers
         while delta:
             rounds += 1
             self._next = []
-            for s, p, o in delta:
+            # owl:sameAs rules cost a lookup per triple, so they run only once one exists.
+            same = self.profile == "owl2rl" and self._same in self.store._pos
+            for triple in delta:
+                s, p, o = triple
                 if p == type_id:
-                    self._on_type(s, o)
+                    self._on_type(s, o, triple)
                 else:
-                    self._on_property(s, p, o)
+                    self._on_property(s, p, o, triple)
+                if same:
+                    self._on_same(s, p, o)
+                if triggers:
+                    self._on_rules(s, p, o)
             delta = self._next
         return rounds
 
+    def _on_rules(self, s: int, p: int, o: int) -> None:
+        """User rules with a body pattern that the new triple matches (semi-naive)."""
+        for key in (p, None):
+            for rule, index in self._triggers.get(key, ()):
+                for premises, heads in rule.matches(self.store, (s, p, o), index):
+                    for head in heads:
+                        self._emit(*head, "rule:" + rule.name, tuple(premises))
+
+    def _fire_rules_fully(self, rules: Iterable[Rule]) -> None:
+        """Every match of the given rules in the whole store (re-derivation after removals)."""
+        for rule in rules:
+            for premises, heads in rule.all_matches(self.store):
+                for head in heads:
+                    self._emit(*head, "rule:" + rule.name, tuple(premises))
+
+    # ---- equality (owl:sameAs) -----------------------------------------------------------
+
+    def _on_same(self, s: int, p: int, o: int) -> None:
+        """eq-rep-s / eq-rep-o / eq-rep-p for a new triple whose terms have sameAs partners."""
+        same, spo, emit = self._same, self.store._spo, self._emit
+        if p == same:
+            self._new_same(s, o)
+            return
+        premise = (s, p, o)
+        for y in list(spo.get(s, {}).get(same, ())):
+            emit(y, p, o, "eq-rep-s", (premise, (s, same, y)))
+        if not self.store.ids.is_literal(o):
+            for y in list(spo.get(o, {}).get(same, ())):
+                emit(s, p, y, "eq-rep-o", (premise, (o, same, y)))
+        for y in list(spo.get(p, {}).get(same, ())):
+            if not isinstance(self.store.ids.term(y), Literal):
+                emit(s, y, o, "eq-rep-p", (premise, (p, same, y)))
+
+    def _new_same(self, x: int, y: int) -> None:
+        """eq-sym and eq-trans, then copy what is known of ``x`` onto ``y`` (eq-rep-s/o)."""
+        same, emit, match = self._same, self._emit, self.store.match_ids
+        if x == y or self.store.ids.is_literal(y):
+            return  # eq-ref's x sameAs x triples are left out: they say nothing
+        link = (x, same, y)
+        emit(y, same, x, "eq-sym", (link,))
+        for _, _, z in list(match(y, same, None)):
+            if z != x:
+                emit(x, same, z, "eq-trans", (link, (y, same, z)))
+        for _, q, v in list(match(x, None, None)):
+            if q != same:
+                emit(y, q, v, "eq-rep-s", ((x, q, v), link))
+        for w, q, _ in list(match(None, None, x)):
+            if q != same:
+                emit(w, q, y, "eq-rep-o", ((w, q, x), link))
+
     def _emit(self, s: int, p: int, o: int, rule: str, premises: _Premises) -> None:
-        if self.store.add_ids(s, p, o, inferred=True):
-            self._prov[(s, p, o)] = (rule, premises)
+        triple = (s, p, o)  # one tuple shared by the store, the provenance and the delta
+        if self.store.add_inferred(triple):
+            self._prov[triple] = (rule, *premises)
             self._counts[rule] += 1
-            self._next.append((s, p, o))
+            self._next.append(triple)
 
     def _is_schema(self, t: IdTriple) -> bool:
         """Whether the triple changes the TBox (then the tables must be recompiled)."""
@@ -214,10 +362,9 @@ class Reasoner:
 
     # ---- instance rules ------------------------------------------------------------------
 
-    def _on_type(self, x: int, c: int) -> None:
-        """Rules with ``x rdf:type c`` as a premise."""
+    def _on_type(self, x: int, c: int, premise: IdTriple) -> None:
+        """Rules with ``premise`` = ``x rdf:type c`` as a premise."""
         tb, t, emit = self._tbox, self._type, self._emit
-        premise = (x, t, c)
         for d, schema in tb.sup_class.get(c, ()):
             emit(x, t, d, "cax-sco", (premise, schema))
         if self.profile == "rdfs":
@@ -236,10 +383,9 @@ class Reasoner:
             premises = tuple((x, t, part) for part in parts)
             self._emit(x, t, cls, "cls-int1", (*premises, schema))
 
-    def _on_property(self, s: int, p: int, o: int) -> None:
-        """Rules with ``s p o`` (p not rdf:type) as a premise."""
+    def _on_property(self, s: int, p: int, o: int, premise: IdTriple) -> None:
+        """Rules with ``premise`` = ``s p o`` (p not rdf:type) as a premise."""
         tb, t, emit = self._tbox, self._type, self._emit
-        premise = (s, p, o)
         for q, schema in tb.sup_prop.get(p, ()):
             emit(s, q, o, "prp-spo1", (premise, schema))
         for d, schema in tb.domain.get(p, ()):
@@ -315,7 +461,7 @@ class Reasoner:
 
     def _emit_schema(self, s: int, p: int, o: int, rule: str, premises: _Premises) -> None:
         if s != o and self.store.add_ids(s, p, o, inferred=True):
-            self._prov[(s, p, o)] = (rule, premises)
+            self._prov[(s, p, o)] = (rule, *premises)
             self._counts[rule] += 1
 
     def _close(self, pred: int, rule: str) -> None:
@@ -390,10 +536,14 @@ class Reasoner:
 
     # ---- removal (DRed) ------------------------------------------------------------------
 
-    def _over_delete(self, gone: list[IdTriple]) -> list[IdTriple]:
-        """Remove ``gone`` and every inference resting on it; returns the re-derivation seed."""
+    def _over_delete(self, gone: list[IdTriple]) -> tuple[list[IdTriple], set[str]]:
+        """Remove ``gone`` and every inference resting on it.
+
+        Returns the re-derivation seed and the rules whose conclusions were removed.
+        """
         users: dict[IdTriple, list[IdTriple]] = defaultdict(list)
-        for conclusion, (_, premises) in self._prov.items():
+        for conclusion, recorded in self._prov.items():
+            premises = cast(_Premises, recorded[1:])
             for premise in premises:
                 users[premise].append(conclusion)
         deleted: set[IdTriple] = set(gone)
@@ -405,10 +555,13 @@ class Reasoner:
                 if user not in deleted and inferred(*user):
                     deleted.add(user)
                     stack.append(user)
+        lost_rules: set[str] = set()
         for t in deleted:
             self.store.remove_ids(*t)
-            self._prov.pop(t, None)
-        return self._rederive_seed({s for s, _, _ in deleted})
+            record = self._prov.pop(t) if t in self._prov else None
+            if record is not None:
+                lost_rules.add(cast(str, record[0]))
+        return self._rederive_seed({s for s, _, _ in deleted}), lost_rules
 
     def _rederive_seed(self, subjects: set[int]) -> list[IdTriple]:
         seed: set[IdTriple] = set()
@@ -429,7 +582,7 @@ class Reasoner:
         if recorded is None or not self.store.is_inferred_ids(*ids):
             result = Derivation(triple, "asserted")
         else:
-            rule, premises = recorded
+            rule, premises = cast(str, recorded[0]), cast(_Premises, recorded[1:])
             result = Derivation(triple, rule, tuple(self._explain(p, memo) for p in premises))
         memo[ids] = result
         return result

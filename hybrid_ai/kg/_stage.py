@@ -8,6 +8,15 @@ Writes ``entity`` facts (every mention with all its candidates; ambiguity is kep
 ``lookup`` names a fact field, one ``knowledge`` fact: the node, its properties (literals, and
 labels of linked nodes), gathered breadth-first along the ``follow`` predicates, nearest first,
 with the path of triples that reached each one as the explanation.
+
+Reasoning options (all off by default; the graph is loaded and materialized once at warm-up):
+``schema_path`` (an ontology loaded into the same store), ``infer`` (true / owl2rl / rdfs),
+``rules`` or ``rules_path`` (user rules, see :func:`~hybrid_ai.kg.parse_rules`), ``prefixes``,
+``queries`` (name -> SPARQL with ``?entity`` bound to the linked node), ``paths`` (routes to a
+class or node: ``{to, via, max_length, name}``), ``features`` + ``feature_types`` (a
+``graph_features`` fact for ML). The looked-up node (or, without ``lookup``, each linked
+entity) gets ``types`` (inferred ones with ``because`` lines), ``queries`` and ``routes``; the
+derivation trees of the inferred triples used go into the fact's provenance detail.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from typing import Any
 
 from .._facts import Fact, FactView, NewFact
 from .._stage import BaseStage
+from ._enrich import Enricher
 from ._linking import Candidate, EntityLinker
 from ._loaders import load
 from ._store import TripleStore
@@ -38,37 +48,65 @@ class KGLookupStage(BaseStage):
     def __init__(self, *, path: str, lookup: str | None = None, follow: list[str] | None = None,
                  link_text: bool = True, depth: int = 3, min_score: float = 85.0,
                  entity_types: list[str] | None = None,
-                 lookup_types: list[str] | None = None) -> None:
+                 lookup_types: list[str] | None = None, schema_path: str | None = None,
+                 infer: bool | str = False, rules: str | None = None,
+                 rules_path: str | None = None, prefixes: dict[str, str] | None = None,
+                 queries: dict[str, str] | None = None, bind_as: str = "entity",
+                 paths: list[dict[str, Any]] | None = None, features: bool = False,
+                 feature_types: list[str] | None = None) -> None:
         kind = _lookup_kind(lookup)
         super().__init__(path=path, lookup=lookup, follow=follow or [], link_text=link_text,
                          depth=depth, min_score=min_score, entity_types=entity_types,
-                         lookup_types=lookup_types)
+                         lookup_types=lookup_types, schema_path=schema_path, infer=infer,
+                         rules=rules, rules_path=rules_path, prefixes=prefixes or {},
+                         queries=queries or {}, bind_as=bind_as, paths=paths or [],
+                         features=features, feature_types=feature_types or [])
         self._types: dict[str, list[IRI] | None] = {}
         self.requires = ("input", kind) if kind else ("input",)
-        self.produces = tuple(k for k, on in (("entity", link_text), ("knowledge", bool(kind)))
-                              if on)
+        self.produces = tuple(k for k, on in (("entity", link_text), ("knowledge", bool(kind)),
+                                              ("graph_features", features)) if on)
         self._store: TripleStore | None = None
         self._linker: EntityLinker | None = None
+        self._enricher: Enricher | None = None
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
         with self._lock:
             if self._linker is None:
                 store = load(self.params["path"])
-                self._linker = EntityLinker(store, min_score=self.params["min_score"]).build()
-                self._store = store
+                if self.params["schema_path"]:
+                    load(self.params["schema_path"], store=store)
+                self._enricher = Enricher.build(store, self.params)
                 self._types = {key: _resolve_types(store, self.params[key])
                                for key in ("entity_types", "lookup_types")}
+                self._store = store
+                # Set last: process() takes a non-None linker to mean "warm".
+                self._linker = EntityLinker(store, min_score=self.params["min_score"]).build()
+
+    @property
+    def _enriching(self) -> bool:
+        p = self.params
+        return bool(p["infer"] or p["queries"] or p["paths"])
 
     def process(self, view: FactView) -> list[NewFact]:
         if self._linker is None:
             self.warm_up()
         out = self._entities(view) if self.params["link_text"] else []
+        nodes = [IRI(f.data["node"]) for f in out]
         if self.params["lookup"]:
             fact = self._knowledge(view)
             if fact is not None:
                 out.append(fact)
+                nodes = [IRI(fact.data["node"])]
+        if self.params["features"]:
+            out.append(self._features(view, nodes))
         return out
+
+    def _features(self, view: FactView, nodes: list[IRI]) -> NewFact:
+        assert self._enricher is not None
+        root = view.last("input")
+        return NewFact("graph_features", self._enricher.features(nodes),
+                       derived_from=[root] if root else [], source="kg:features")
 
     def _entities(self, view: FactView) -> list[NewFact]:
         assert self._linker is not None
@@ -81,10 +119,19 @@ class KGLookupStage(BaseStage):
                     "node": str(best.node), "label": best.label, "score": best.score,
                     "ambiguous": _ambiguous(mention.candidates),
                     "candidates": [_candidate(c) for c in mention.candidates]}
+            detail = {} if self.params["lookup"] else self._enrich(data, best.node)
             out.append(NewFact("entity", data, confidence=best.score / 100.0,
                                derived_from=[root] if root else [],
-                               source=f"kg:link/{best.method}"))
+                               source=f"kg:link/{best.method}", detail=detail))
         return out
+
+    def _enrich(self, data: dict[str, Any], node: IRI) -> dict[str, Any]:
+        """Adds types, query rows and routes to ``data``; returns the derivations detail."""
+        if not self._enriching or self._enricher is None:
+            return {}
+        extra, derivations = self._enricher.describe(node)
+        data.update(extra)
+        return {"derivations": derivations} if derivations else {}
 
     def _knowledge(self, view: FactView) -> NewFact | None:
         assert self._linker is not None and self._store is not None
@@ -102,10 +149,11 @@ class KGLookupStage(BaseStage):
         assert self._store is not None
         properties, paths = _gather(self._store, hit.node, set(self.params["follow"]),
                                     int(self.params["depth"]))
-        data = {"node": str(hit.node), "label": hit.label, "properties": properties,
-                "paths": paths, "matched": hit.matched}
+        data: dict[str, Any] = {"node": str(hit.node), "label": hit.label,
+                                "properties": properties, "paths": paths, "matched": hit.matched}
+        detail = {"paths": paths, **self._enrich(data, hit.node)}
         return NewFact("knowledge", data, confidence=hit.score / 100.0, derived_from=[fact],
-                       source=f"kg:{Path(self.params['path']).name}", detail={"paths": paths})
+                       source=f"kg:{Path(self.params['path']).name}", detail=detail)
 
 
 def _lookup_kind(lookup: str | None) -> str | None:
