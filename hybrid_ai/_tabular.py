@@ -1,6 +1,7 @@
 """Reading labelled examples from CSV files, with errors that name the file and line.
 
     texts, labels = read_labelled_csv("train.csv", text_column="text", label_column="category")
+    texts, labels = read_examples(None, dataset="financial_phrasebank", split="train")
 """
 
 from __future__ import annotations
@@ -10,7 +11,33 @@ from pathlib import Path
 
 from ._errors import ConfigError, Location, Problem
 
-__all__ = ["read_labelled_csv"]
+__all__ = ["read_examples", "read_labelled_csv"]
+
+SPLITS = ("train", "test")
+
+
+def read_examples(path: str | Path | None, *, dataset: str | None = None, split: str = "train",
+                  text_column: str = "text", label_column: str = "label",
+                  stage: str = "stage") -> tuple[list[str], list[str]]:
+    """Examples from a CSV file, or from a bundled dataset's documented split, read in place.
+
+    A dataset (``hybrid_ai.ml.DATASETS``) saves copying data whose licence or size should stay
+    out of an application's folder.
+    """
+    if (path is None) == (dataset is None):
+        raise ConfigError(f"{stage}: give exactly one of a CSV path or `dataset:` "
+                          "(sst2, trec, banking77, financial_phrasebank, sms_spam, ag_news)")
+    if dataset is None:
+        assert path is not None  # checked above; mypy cannot follow the == test
+        return read_labelled_csv(path, text_column=text_column, label_column=label_column)
+    if split not in SPLITS:
+        raise ConfigError(f"{stage}: split must be one of {', '.join(SPLITS)}, got {split!r}")
+    from .ml._datasets import load_dataset
+
+    data = load_dataset(dataset)
+    if split == "train":
+        return list(data.train_texts), list(data.train_labels)
+    return list(data.test_texts), list(data.test_labels)
 
 
 def read_labelled_csv(path: str | Path, *, text_column: str = "text",

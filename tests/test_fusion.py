@@ -3,6 +3,7 @@ veto > override > the model's answer > advise, else an abstention with a reason.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -42,7 +43,8 @@ def predictions(*items: tuple[str, Mapping[str, float] | None, str]) -> tuple[Bl
 
 
 def test_strategies_are_registered() -> None:
-    assert sorted(FUSION_STRATEGIES) == ["hard_vote", "max_confidence", "soft_vote"]
+    assert sorted(FUSION_STRATEGIES) == ["gating", "hard_vote", "max_confidence", "soft_vote",
+                                         "stacking", "weighted_average"]
 
 
 def test_soft_vote_is_a_weighted_mean() -> None:
@@ -129,7 +131,8 @@ def test_fuse_without_predictions_abstains() -> None:
 def test_unknown_strategy_lists_the_available_ones() -> None:
     with pytest.raises(UnknownComponentError) as info:
         FuseStage(strategy="median")
-    assert info.value.available == ("hard_vote", "max_confidence", "soft_vote")
+    assert info.value.available == ("gating", "hard_vote", "max_confidence", "soft_vote",
+                                    "stacking", "weighted_average")
     assert "hard_vote, max_confidence, soft_vote" in str(info.value)
 
 
@@ -283,3 +286,91 @@ def test_decision_in_a_result() -> None:
     assert result.abstained
     assert result.decision is None
     assert "below 0.5" in result.explain().text()
+
+
+# --- learned strategies and abstention ----------------------------------------------------------
+
+
+def _samples(n: int = 120) -> tuple[list[Any], list[str]]:
+    """Member "good" is right on 90 % of cases, member "noisy" on half; labels a/b."""
+    import random
+
+    rng = random.Random(0)
+    samples, labels = [], []
+    for i in range(n):
+        truth = "a" if i % 2 else "b"
+        other = "b" if truth == "a" else "a"
+        good = truth if rng.random() < 0.9 else other
+        noisy = truth if rng.random() < 0.5 else other
+        samples.append([("good", {good: 0.7, ("b" if good == "a" else "a"): 0.3}),
+                        ("noisy", {noisy: 0.9, ("b" if noisy == "a" else "a"): 0.1})])
+        labels.append(truth)
+    return samples, labels
+
+
+def _accuracy(name: str, params: Mapping[str, Any], samples: Sequence[Any],
+              labels: Sequence[str]) -> float:
+    strategy = FUSION_STRATEGIES[name]
+    hits = [next(iter(strategy.scores(s, params))) == y  # type: ignore[attr-defined]
+            for s, y in zip(samples, labels, strict=True)]
+    return sum(hits) / len(hits)
+
+
+@pytest.mark.parametrize("name", ["weighted_average", "stacking"])
+def test_learned_strategies_trust_the_better_member(name: str) -> None:
+    samples, labels = _samples()
+    params = FUSION_STRATEGIES[name].fit(samples, labels)  # type: ignore[attr-defined]
+    json.dumps(params)  # fitted parameters are plain JSON
+    test, truth = _samples(200)
+    # An unweighted vote follows the louder, noisy member (0.9 beats 0.7): about 50 %.
+    plain = FUSION_STRATEGIES["weighted_average"].scores  # type: ignore[attr-defined]
+    unweighted = sum(next(iter(plain(s, {}))) == y for s, y in zip(test, truth, strict=True))
+    assert unweighted / len(test) < 0.65
+    assert _accuracy(name, params, test, truth) >= 0.8
+
+
+def test_weighted_average_weights_favour_the_accurate_member() -> None:
+    samples, labels = _samples()
+    params = FUSION_STRATEGIES["weighted_average"].fit(samples, labels)  # type: ignore[attr-defined]
+    assert params["weights"]["good"] > params["weights"]["noisy"]
+
+
+def test_gating_gives_per_input_weights() -> None:
+    from hybrid_ai.fusion._learned import Gating
+
+    samples, labels = _samples()
+    gate = Gating()
+    params = gate.fit(samples, labels)
+    weights = [gate.weights(sample, params) for sample in samples[:20]]
+    assert all(w.sum() == pytest.approx(1.0) for w in weights)
+    assert params["members"] == ["good", "noisy"]
+    assert all(w[0] > w[1] for w in weights)  # the accurate member weighs more on each input
+
+
+def test_fuse_abstains_with_reasons() -> None:
+    board, _facts = predictions(("m1", {"a": 0.55, "b": 0.45}, "s1"),
+                               ("m2", {"a": 0.4, "b": 0.6}, "s2"))
+    low = FuseStage(min_confidence=0.9).process(board)[0]
+    assert low.data["abstain"] and "below 0.9" in low.data["reason"]
+    split = FuseStage(abstain_on_disagreement=True).process(board)[0]
+    assert split.data["abstain"] and "m1 says a" in split.data["reason"]
+    fused = board.add(split, stage="fuse")
+    final = DecideStage(base="intent").process(board)[0]
+    assert final.data["abstain"] and "disagree" in final.data["reason"]
+    assert fused.id in [f.id for f in final.derived_from]
+
+
+def test_learned_fuse_must_be_trained_or_loaded(tmp_path: Any) -> None:
+    from hybrid_ai._errors import ConfigError
+
+    board, _ = predictions(("m1", {"a": 0.8, "b": 0.2}, "s1"))
+    with pytest.raises(ConfigError, match="must be trained"):
+        FuseStage(strategy="stacking").process(board)
+    samples, labels = _samples()
+    fitted = FuseStage(strategy="stacking")
+    fitted.fit_records(samples, labels)
+    fitted.save(tmp_path)
+    loaded = FuseStage(strategy="stacking", model=str(tmp_path))
+    assert loaded.process(board)[0].data["label"] in ("a", "b")
+    with pytest.raises(ConfigError, match="holds strategy"):
+        FuseStage(strategy="gating", model=str(tmp_path)).warm_up()

@@ -2,17 +2,25 @@
 precedence (veto > override > the model's answer > advise) and writes the final decision.
 
     - stage: fuse
-      with: {strategy: soft_vote, weights: {tfidf-lr: 1.0, few-shot: 0.5}, output: intent}
+      with: {strategy: soft_vote, weights: {tfidf-lr: 1.0, few-shot: 0.5}, output: intent,
+             min_confidence: 0.4, abstain_on_disagreement: false}
     - stage: decide
       with: {base: intent}
+
+Learned strategies (``weighted_average``, ``stacking``, ``gating``) are trained by
+``hybrid-ai train`` on validation cases and loaded with ``model: DIR`` (``DIR/fusion.json``).
+``fuse`` abstains, with the reason, when the fused confidence is below ``min_confidence`` or,
+with ``abstain_on_disagreement``, when the models' top labels differ.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from .._errors import UnknownComponentError
+from .._errors import ConfigError, InputError, UnknownComponentError
 from .._facts import Fact, FactView, NewFact
 from .._plugins import active_plugins
 from .._stage import BaseStage
@@ -20,32 +28,80 @@ from .._stage import BaseStage
 __all__ = ["DecideStage", "FuseStage"]
 
 STRENGTHS = ("veto", "override", "advise")
+FUSION_FILE = "fusion.json"
 
 
 class FuseStage(BaseStage):
     """Fuses ``prediction`` facts into one fact of kind ``output`` (label, proba, models)."""
 
     requires = ("prediction",)
+    fit_on = "validation"  # learned fusions fit on out-of-sample member predictions
 
     def __init__(self, *, strategy: str = "soft_vote", weights: Mapping[str, float] | None = None,
-                 output: str = "intent", top_k: int = 5) -> None:
+                 output: str = "intent", top_k: int = 5, model: str | None = None,
+                 min_confidence: float = 0.0, abstain_on_disagreement: bool = False) -> None:
         # The pipeline's plugins may register strategies of their own (hybrid_ai_fusion_strategies).
         strategies = active_plugins().fusion_strategies
         if strategy not in strategies:
             raise UnknownComponentError("fusion strategy", strategy, strategies.names())
         super().__init__(strategy=strategy, weights=dict(weights or {}), output=output,
-                         top_k=top_k)
+                         top_k=top_k, model=model, min_confidence=min_confidence,
+                         abstain_on_disagreement=abstain_on_disagreement)
         self.strategy, self.weights = strategies.get(strategy), dict(weights or {})
         self.output, self.top_k = output, top_k
         self.produces = (output,)
+        self.fitted: dict[str, Any] | None = None
+
+    @property
+    def trainable(self) -> bool:
+        """Whether ``hybrid-ai train`` fits this stage (only learned strategies are fitted)."""
+        return callable(getattr(self.strategy, "fit", None))
+
+    def record(self, view: FactView) -> Any:
+        from ._learned import samples_of
+
+        return samples_of(view.of("prediction"))
+
+    def fit_records(self, records: Sequence[Any], labels: Sequence[Any], **_: Any) -> Any:
+        """Fit the learned strategy on per-case member predictions; returns its parameters."""
+        if not self.trainable:
+            raise ConfigError(f"fusion strategy {self.params['strategy']!r} learns nothing")
+        self.fitted = dict(self.strategy.fit(list(records), [str(y) for y in labels]))  # type: ignore[attr-defined]
+        return {"strategy": self.params["strategy"], "params": self.fitted,
+                "n_fit": len(records)}
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``fusion.json`` (plain JSON: weights and coefficients)."""
+        if self.fitted is None:
+            raise ConfigError("fuse: nothing to save, the strategy is not fitted")
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / FUSION_FILE
+        body = {"strategy": self.params["strategy"], "params": self.fitted}
+        path.write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
+        return path
+
+    def warm_up(self) -> None:
+        if self.fitted is not None or not self.trainable:
+            return
+        if self.params["model"]:
+            self.fitted = _read_fusion(self.params["model"], self.params["strategy"])
+        elif getattr(self.strategy, "needs_fit", True):
+            raise ConfigError(f"fusion strategy {self.params['strategy']!r} must be trained: run "
+                              "`hybrid-ai train PIPELINE --data train.csv` and set `model:` to "
+                              "the folder it writes for this stage")
 
     def process(self, view: FactView) -> list[NewFact]:
         predictions = view.of("prediction")
-        scores = self.strategy(predictions, self.weights)
+        if self.trainable and self.fitted is None:
+            self.warm_up()
+        scores = self.strategy(predictions, self.fitted or self.weights) if predictions else {}
         if not scores:
-            empty = {"label": None, "abstain": True, "reason": "no prediction to fuse"}
-            return [NewFact(self.output, empty, derived_from=predictions)]
+            return [self._abstain("no prediction to fuse", predictions)]
         label, score = next(iter(scores.items()))
+        why = self._doubt(predictions, score)
+        if why:
+            return [self._abstain(why, predictions, scores)]
         data: dict[str, Any] = {
             "label": label,
             "proba": dict(list(scores.items())[: self.top_k]),
@@ -54,6 +110,37 @@ class FuseStage(BaseStage):
         }
         return [NewFact(self.output, data, confidence=score, derived_from=predictions,
                         source=f"fusion:{self.params['strategy']}")]
+
+    def _doubt(self, predictions: Sequence[Fact], score: float) -> str | None:
+        if score < self.params["min_confidence"]:
+            return f"fused confidence {score:.2f} is below {self.params['min_confidence']:g}"
+        if self.params["abstain_on_disagreement"]:
+            tops = {str(p.data.get("model")): p.data.get("label") for p in predictions}
+            if len(set(tops.values())) > 1:
+                said = ", ".join(f"{m} says {label}" for m, label in sorted(tops.items()))
+                return f"the models disagree: {said}"
+        return None
+
+    def _abstain(self, reason: str, predictions: Sequence[Fact],
+                 scores: Mapping[str, float] | None = None) -> NewFact:
+        data = {"label": None, "abstain": True, "reason": reason,
+                "proba": dict(list((scores or {}).items())[: self.top_k]),
+                "strategy": self.params["strategy"]}
+        return NewFact(self.output, data, derived_from=predictions,
+                       source=f"fusion:{self.params['strategy']}")
+
+
+def _read_fusion(directory: str, strategy: str) -> dict[str, Any]:
+    path = Path(directory) / FUSION_FILE
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read fitted fusion {path}: {exc}; train it with "
+                         "`hybrid-ai train PIPELINE --data train.csv`") from None
+    if body.get("strategy") != strategy:
+        raise ConfigError(f"{path} holds strategy {body.get('strategy')!r}, but the stage asks "
+                          f"for {strategy!r}; retrain or change `strategy:`")
+    return dict(body["params"])
 
 
 class DecideStage(BaseStage):
@@ -81,6 +168,8 @@ class DecideStage(BaseStage):
             return [self._from_base(base, proposals)]
         if by_strength["advise"]:
             return [self._final(_strongest(by_strength["advise"]), proposals, base)]
+        if base is not None and base.data.get("abstain"):  # keep the fusion's own reason
+            return [_abstain(f"{self.base}: {base.data.get('reason')}", [base, *proposals])]
         return [_abstain("no rule decided and no model answered", proposals)]
 
     def _final(self, chosen: Fact, proposals: Sequence[Fact], base: Fact | None) -> NewFact:

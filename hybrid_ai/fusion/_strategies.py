@@ -6,6 +6,9 @@ Each strategy takes the predictions (facts with ``data["proba"]``: label -> prob
     soft_vote       weighted mean of the probabilities (weights default to 1)
     hard_vote       each model votes for its top label with its weight; ties by summed proba
     max_confidence  the single prediction whose top probability is highest
+
+and the learned ones of :mod:`hybrid_ai.fusion._learned` (``weighted_average``, ``stacking``,
+``gating``), whose second argument is their fitted parameters.
 """
 
 from __future__ import annotations
@@ -67,8 +70,12 @@ def max_confidence(predictions: Sequence[Fact], weights: Mapping[str, float]) ->
     return _normalise(dict(_proba(best))) if best is not None else {}
 
 
-FUSION_STRATEGIES: dict[str, FusionStrategy] = {
-    "hard_vote": hard_vote,
-    "max_confidence": max_confidence,
-    "soft_vote": soft_vote,
-}
+def _registry() -> dict[str, FusionStrategy]:
+    from ._learned import LEARNED
+
+    fixed: dict[str, FusionStrategy] = {"hard_vote": hard_vote, "max_confidence": max_confidence,
+                                        "soft_vote": soft_vote}
+    return dict(sorted((fixed | dict(LEARNED)).items()))
+
+
+FUSION_STRATEGIES: dict[str, FusionStrategy] = _registry()

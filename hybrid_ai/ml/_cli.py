@@ -1,6 +1,9 @@
-"""``hybrid-ai train`` and ``hybrid-ai eval``: fit, save and score text classifiers.
+"""``hybrid-ai train`` and ``hybrid-ai eval``: fit, save and score models and pipelines.
 
-Usage: ``hybrid-ai train --dataset banking77 --fusion stacking --output models/b77``, then
+Usage: ``hybrid-ai train PIPELINE --data train.csv [--val val.csv] -o models/`` (or
+``--preset text``), then ``hybrid-ai eval models/pipeline.yaml --data test.csv --ablation
+--plots plots/``. Without a pipeline both work on one text classifier:
+``hybrid-ai train --dataset banking77 --fusion stacking -o models/b77``,
 ``hybrid-ai eval --model models/b77 --dataset banking77 --ablation --cascade --json``.
 
 ``train`` and ``evaluate`` are plain typer command functions (registered through the
@@ -86,12 +89,42 @@ def _emit(report: dict[str, Any], as_json: bool, lines: list[str]) -> None:
     typer.echo(json.dumps(report, indent=2, default=str) if as_json else "\n".join(lines))
 
 
+PipelineArg = typer.Argument(None, help="pipeline YAML whose trainable stages to fit / run")
+
+
+def _pipeline_spec(pipeline: Path | None, preset: str | None) -> Any:
+    from .._config import read_pipeline
+    from ._pipeline import preset_pipeline
+
+    if pipeline is not None and preset is not None:
+        raise ConfigError("give a PIPELINE file or --preset, not both")
+    return preset_pipeline(preset) if preset is not None else read_pipeline(pipeline or "")
+
+
+def _train_pipeline(spec: Any, data: Path | None, val: Path | None, output: Path,
+                    columns: tuple[str, str], search: bool) -> dict[str, Any]:
+    from ._pipeline import read_cases, train_pipeline
+
+    if data is None:
+        raise ConfigError("training a pipeline needs --data train.csv")
+    text_column, label_column = columns
+    train_set = read_cases(data, text_column=text_column, label_column=label_column)
+    val_set = None if val is None else read_cases(val, text_column=text_column,
+                                                  label_column=label_column)
+    return train_pipeline(spec, train_set, val_set, output=output, search=search)
+
+
 @app.command("train")
 @_guarded
 def train(
-    output: Path = typer.Option(..., "--output", "-o", help="folder for model + card"),
+    pipeline: Path | None = PipelineArg,
+    output: Path = typer.Option(..., "--output", "-o", help="folder for models + cards"),
     dataset: str | None = DatasetOpt,
     data: Path | None = typer.Option(None, "--data", help="training CSV with a header row"),
+    val: Path | None = typer.Option(None, "--val", help="validation CSV (pipelines: fusions "
+                                    "fit on it, metrics are reported on it)"),
+    preset: str | None = typer.Option(None, "--preset", help="a built-in pipeline: text"),
+    search: bool = typer.Option(False, "--search", help="cross-validated grid search"),
     test_data: Path | None = typer.Option(None, "--test-data", help="test CSV for metrics"),
     text_column: str = TextOpt,
     label_column: str = LabelOpt,
@@ -99,16 +132,29 @@ def train(
     model_type: str = ModelOpt,
     fusion: str = FusionOpt,
     param: list[str] = ParamOpt,
+    encoder_path: Path | None = typer.Option(None, "--encoder-path", help="one model: a tuned "
+                                             "encoder folder for the embedding group"),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Fit a classifier and save it (skops) with a JSON model card."""
+    """Fit every trainable stage of a pipeline (or one classifier) and save it with skops."""
+    if pipeline is not None or preset is not None:
+        report = _train_pipeline(_pipeline_spec(pipeline, preset), data, val, output,
+                                 (text_column, label_column), search)
+        lines = [f"trained {sid} -> {path}" for sid, path in report["saved"].items()]
+        lines.append(f"pipeline with the trained models: {output / 'pipeline.yaml'}")
+        lines += [f"validation {k}: {v}" for k, v in report.get("validation_metrics", {}).items()]
+        _emit(report, as_json, lines)
+        return
     from ._eval import evaluate as score
     from ._train import save_model
     from ._train import train as fit
 
     train_x, train_y, test_x, test_y = _split(dataset, data, test_data, text_column, label_column)
+    from ._features import EmbeddingStore
+
+    store = EmbeddingStore(model_path=encoder_path) if encoder_path else None
     trained = fit(train_x, train_y, features=features, model=model_type, params=_params(param),
-                  fusion=fusion, dataset=dataset or str(data))
+                  fusion=fusion, dataset=dataset or str(data), store=store)
     if test_x:
         found = score(trained, test_x, test_y)
         trained.card["metrics"] = {k: found[k] for k in ("n_test", "accuracy", "macro_f1")}
@@ -129,13 +175,56 @@ def _table(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _pipeline_table(report: dict[str, Any]) -> list[str]:
+    cal = report["calibration"]
+    lines = [f"accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}  "
+             f"ECE {cal['ece']:.4f}  abstained {100 * report['abstained']:.1f} %  "
+             f"mean cost {report['cost']['mean_cost']:.2f}"]
+    for row in report.get("ablation", []):
+        lines.append(f"without {row['removed']:>24} ({row['kind']}): accuracy "
+                     f"{row['accuracy']:.4f} ({100 * row['delta_accuracy']:+.1f} points)")
+    for found in report.get("cascades", []):
+        for row in found["curve"]:
+            lines.append(f"cascade {'>'.join(found['stages'])} at {row['threshold']:.2f}: "
+                         f"{100 * row['share_to_last']:.1f} % to the last stage, accuracy "
+                         f"{row['accuracy']:.4f}")
+    lines += [f"plot: {p}" for p in report.get("plots", [])]
+    return lines
+
+
+def _eval_pipeline(spec: Any, data: Path | None, options: dict[str, Any]) -> dict[str, Any]:
+    from ._pipeline import read_cases
+    from ._pipeline_eval import eval_pipeline
+
+    if data is None:
+        raise ConfigError("evaluating a pipeline needs --data test.csv")
+    columns = {"text_column": options["text_column"], "label_column": options["label_column"]}
+    train_data = options["train_data"]
+    return eval_pipeline(spec, read_cases(data, **columns), models=options["models"],
+                         train=read_cases(train_data, **columns) if train_data else None,
+                         ablation=options["ablation"], plots=options["plots"],
+                         target_accuracy=options["target_accuracy"], budget=options["budget"])
+
+
 @app.command("eval")
 @_guarded
 def evaluate(
+    pipeline: Path | None = PipelineArg,
     model: Path | None = typer.Option(None, "--model", help="folder written by train; omit to "
                                       "fit one from the training data"),
+    models: Path | None = typer.Option(None, "--models", help="pipelines: the folder `train` "
+                                       "wrote; each stage loads its model from it"),
+    train_data: Path | None = typer.Option(None, "--train-data", help="pipelines: training "
+                                           "CSV, to refit without each feature group"),
+    plots: Path | None = typer.Option(None, "--plots", help="folder for PNG plots"),
+    preset: str | None = typer.Option(None, "--preset", help="a built-in pipeline: text"),
+    target_accuracy: float | None = typer.Option(None, "--target-accuracy", help="pipelines: "
+                                                 "pick each cascade's threshold to reach it"),
+    budget: float | None = typer.Option(None, "--budget", help="pipelines: pick each cascade's "
+                                        "threshold sending at most this share (0-1) on"),
     dataset: str | None = DatasetOpt,
-    data: Path | None = typer.Option(None, "--data", help="training CSV with a header row"),
+    data: Path | None = typer.Option(None, "--data", help="pipelines: the test CSV; one "
+                                     "model: the training CSV"),
     test_data: Path | None = typer.Option(None, "--test-data", help="test CSV"),
     text_column: str = TextOpt,
     label_column: str = LabelOpt,
@@ -147,14 +236,42 @@ def evaluate(
     output: Path | None = typer.Option(None, "--output", "-o", help="folder for eval.json"),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Score a model on a test split: accuracy, macro-F1, per class, ablation, cascade."""
+    """Score a pipeline (or one model) on test data: metrics, calibration, ablation, cascade."""
+    if pipeline is not None or preset is not None:
+        options = {"text_column": text_column, "label_column": label_column, "models": models,
+                   "train_data": train_data, "ablation": ablation, "plots": plots,
+                   "target_accuracy": target_accuracy, "budget": budget}
+        report = _eval_pipeline(_pipeline_spec(pipeline, preset), data, options)
+        _write_report(report, output)
+        _emit(report, as_json, _pipeline_table(report))
+        return
     report = _evaluation(model, _split(dataset, data, test_data, text_column, label_column),
                          features, model_type, fusion, ablation, cascade)
+    if plots is not None:
+        from ._plots import write_plots
+
+        report["plots"] = write_plots(report, plots)
+    _write_report(report, output)
+    _emit(report, as_json, _table(report))
+
+
+def _calibration_and_confusion(fitted: Any, texts: list[str],
+                               labels: list[str]) -> dict[str, Any]:
+    from ._eval import calibration, confusion
+
+    proba = fitted.predict_proba(texts)
+    classes = [str(c) for c in fitted.classifier.classes_]
+    predicted = [classes[i] for i in proba.argmax(axis=1)]
+    correct = [p == str(t) for p, t in zip(predicted, labels, strict=True)]
+    return {"calibration": calibration(proba.max(axis=1).tolist(), correct),
+            "confusion": confusion([str(t) for t in labels], predicted)}
+
+
+def _write_report(report: dict[str, Any], output: Path | None) -> None:
     if output is not None:
         output.mkdir(parents=True, exist_ok=True)
         (output / "eval.json").write_text(json.dumps(report, indent=2, default=str) + "\n",
                                           encoding="utf-8")
-    _emit(report, as_json, _table(report))
 
 
 def _evaluation(model: Path | None, split: tuple[list[str], list[str], list[str], list[str]],
@@ -171,6 +288,7 @@ def _evaluation(model: Path | None, split: tuple[list[str], list[str], list[str]
     fitted = load_model(model) if model is not None else train(
         train_x, train_y, features=features, model=model_type, fusion=fusion)
     report: dict[str, Any] = {"card": fitted.card} | evaluate(fitted, test_x, test_y)
+    report |= _calibration_and_confusion(fitted, test_x, test_y)
     if with_ablation:
         report["ablation"] = ablation(split, features=features, model=model_type, fusion=fusion)
     if with_cascade:

@@ -18,7 +18,16 @@ from ._features import EmbeddingStore
 from ._models import feature_groups
 from ._train import TrainedModel, train
 
-__all__ = ["THRESHOLDS", "ablation", "cascade_curve", "cascade_pick", "evaluate", "metrics"]
+__all__ = [
+    "THRESHOLDS",
+    "ablation",
+    "calibration",
+    "cascade_curve",
+    "cascade_pick",
+    "confusion",
+    "evaluate",
+    "metrics",
+]
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -83,9 +92,57 @@ def cascade_curve(first: TrainedModel, second: TrainedModel, texts: Sequence[str
     return curve
 
 
-def cascade_pick(curve: Sequence[Mapping[str, float]], reference: float,
-                 tolerance: float = 0.003) -> dict[str, float] | None:
-    """The lowest share whose accuracy stays within ``tolerance`` of ``reference`` (or None)."""
+def cascade_pick(curve: Sequence[Mapping[str, float]], reference: float | None = None,
+                 tolerance: float = 0.003, *, target_accuracy: float | None = None,
+                 budget: float | None = None,
+                 share_key: str = "share_to_transformer") -> dict[str, float] | None:
+    """Choose a cascade threshold on validation data, or None when no row qualifies.
+
+    By default the lowest share whose accuracy stays within ``tolerance`` of ``reference`` (the
+    full model's accuracy); ``target_accuracy`` asks for the lowest share reaching it instead;
+    ``budget`` (a share, 0-1) for the most accurate row that sends at most that share on.
+    """
+    rows = list(curve)
+    if budget is not None:
+        affordable = [r for r in rows if r[share_key] <= budget + 1e-9]
+        return dict(max(affordable, key=lambda r: (r["accuracy"], -r[share_key]))) \
+            if affordable else None
+    if target_accuracy is None:
+        if reference is None:
+            raise ValueError("cascade_pick needs reference, target_accuracy or budget")
+        target_accuracy = reference - tolerance
     # 1e-9: 0.3 points below must count as within despite float rounding.
-    within = [row for row in curve if row["accuracy"] >= reference - tolerance - 1e-9]
-    return dict(min(within, key=lambda row: row["share_to_transformer"])) if within else None
+    within = [r for r in rows if r["accuracy"] >= target_accuracy - 1e-9]
+    return dict(min(within, key=lambda r: r[share_key])) if within else None
+
+
+def calibration(confidences: Sequence[float], correct: Sequence[bool],
+                bins: int = 10) -> dict[str, Any]:
+    """Expected calibration error and the reliability table: ``calibration([0.9], [True])``.
+
+    ECE is the mean gap between confidence and accuracy over equal-width confidence bins,
+    weighted by how many predictions fall in each.
+    """
+    conf = np.clip(np.asarray(confidences, dtype=np.float64), 0.0, 1.0)
+    hits = np.asarray(correct, dtype=np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
+    table, ece = [], 0.0
+    for b in range(bins):
+        mask = index == b
+        if not mask.any():
+            continue
+        acc, mean_conf = float(hits[mask].mean()), float(conf[mask].mean())
+        ece += abs(acc - mean_conf) * int(mask.sum()) / max(1, len(conf))
+        table.append({"low": float(edges[b]), "high": float(edges[b + 1]), "n": int(mask.sum()),
+                      "confidence": mean_conf, "accuracy": acc})
+    return {"ece": ece, "bins": bins, "reliability": table}
+
+
+def confusion(truth: Sequence[str], predicted: Sequence[str]) -> dict[str, Any]:
+    """The confusion matrix with its label order: ``confusion(t, p)["matrix"][i][j]``."""
+    from sklearn.metrics import confusion_matrix
+
+    labels = sorted(set(truth) | set(predicted))
+    matrix = confusion_matrix(truth, predicted, labels=labels)
+    return {"labels": labels, "matrix": matrix.tolist()}

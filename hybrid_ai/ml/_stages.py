@@ -2,6 +2,7 @@
 
     - stage: text_classifier
       with: {train_path: data/train.csv, text_column: text, label_column: category}
+      with: {dataset: financial_phrasebank}     # a bundled dataset's train split, read in place
 
 ``text_classifier`` fits TF-IDF (word, and optionally character n-grams) + logistic regression on
 the labelled CSV when it warms up, and writes a ``prediction`` fact with the class
@@ -17,7 +18,7 @@ from typing import Any
 from .._errors import MissingDependencyError
 from .._facts import FactView, NewFact
 from .._stage import BaseStage
-from .._tabular import read_labelled_csv
+from .._tabular import read_examples
 
 __all__ = ["TextClassifierStage"]
 
@@ -30,10 +31,12 @@ class TextClassifierStage(BaseStage):
     blocking = True
     cost = 1.0
 
-    def __init__(self, *, train_path: str, text_column: str = "text", label_column: str = "label",
+    def __init__(self, *, train_path: str | None = None, dataset: str | None = None,
+                 split: str = "train", text_column: str = "text", label_column: str = "label",
                  char_ngrams: bool = False, C: float = 10.0, model: str = "tfidf-lr",
                  top_k: int = 5) -> None:
-        super().__init__(train_path=train_path, text_column=text_column,
+        super().__init__(train_path=train_path, dataset=dataset, split=split,
+                         text_column=text_column,
                          label_column=label_column, char_ngrams=char_ngrams, C=C, model=model,
                          top_k=top_k)
         self.model_name, self.top_k = model, top_k
@@ -43,9 +46,10 @@ class TextClassifierStage(BaseStage):
     def warm_up(self) -> None:
         with self._lock:
             if self._pipeline is None:
-                texts, labels = read_labelled_csv(
-                    self.params["train_path"], text_column=self.params["text_column"],
-                    label_column=self.params["label_column"])
+                texts, labels = read_examples(
+                    self.params["train_path"], dataset=self.params["dataset"],
+                    split=self.params["split"], text_column=self.params["text_column"],
+                    label_column=self.params["label_column"], stage="text_classifier")
                 pipeline = _build(bool(self.params["char_ngrams"]), float(self.params["C"]))
                 with warnings.catch_warnings():
                     warnings.filterwarnings("ignore", message=".*max_iter was reached.*")

@@ -3,7 +3,8 @@
 Usage: ``save_model(train(texts, labels, fusion="stacking"), "out/"); load_model("out/")``.
 
 Files are written with skops, never pickle: loading only builds the types listed in
-:data:`TRUSTED_TYPES`, and a file that holds anything else is refused before any of it is built.
+:data:`TRUSTED_TYPES` or defined by scikit-learn itself (``sklearn.*``: any estimator a stage
+may name), and a file that holds anything else is refused before any of it is built.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "load_model",
     "save_model",
     "train",
+    "train_records",
 ]
 
 MODEL_FILE = "model.skops"
@@ -43,8 +45,14 @@ _SKOPS_INSTALL = "pip install skops"
 TRUSTED_TYPES: tuple[str, ...] = (
     "hybrid_ai.ml._features.EmbeddingFeatures",
     "hybrid_ai.ml._features.FusedFeatures",
+    "hybrid_ai.ml._features.NumericFeatures",
     "hybrid_ai.ml._features.TfidfFeatures",
+    "hybrid_ai.ml._features.TokenFeatures",
+    "hybrid_ai.ml._models.GatedEnsemble",
     "hybrid_ai.ml._models.OOFWeightedVote",
+    "builtins.dict",
+    "builtins.list",
+    "builtins.tuple",
     "builtins.slice",
     "collections.defaultdict",
     "numpy.dtype",
@@ -91,11 +99,17 @@ class TrainedModel:
         return self.classifier.predict_proba(list(texts))
 
 
-def data_hash(texts: Sequence[str], labels: Sequence[str]) -> str:
-    """sha256 over (text, label) pairs in order: the card's record of the training data."""
+def data_hash(texts: Sequence[Any], labels: Sequence[Any]) -> str:
+    """sha256 over (text, label) pairs in order: the card's record of the training data.
+
+    A record (a dict) counts by its text and fields, in key order.
+    """
     digest = hashlib.sha256()
     for text, label in zip(texts, labels, strict=True):
-        for part in (text, label):
+        if isinstance(text, dict):
+            text = json.dumps([text.get("text", ""), text.get("fields", {})], sort_keys=True,
+                              default=str)
+        for part in (str(text), str(label)):
             raw = part.encode("utf-8", "surrogatepass")
             digest.update(len(raw).to_bytes(8, "little") + raw)  # length-prefixed: no collisions
     return digest.hexdigest()
@@ -134,7 +148,89 @@ def train(texts: Sequence[str], labels: Sequence[str], *, features: str = "fused
     }
     if "embedding" in groups:
         card["encoder"] = _encoder_id(store)
+        if store is not None and store.model_path:
+            card["encoder_path"] = str(store.model_path)
     return TrainedModel(classifier, card)
+
+
+def train_records(records: Sequence[Any], labels: Sequence[Any], *,
+                  task: str = "classification", features: str | Sequence[str] = "fused",
+                  model: str = "logistic_regression", params: Mapping[str, Any] | None = None,
+                  fusion: str = "concat", calibration: str = "auto",
+                  fields: Mapping[str, Sequence[str]] | None = None,
+                  store: EmbeddingStore | None = None, cv: int = 5, search: bool = False,
+                  dataset: str | None = None) -> TrainedModel:
+    """Fit on records (or texts) for classification or regression, with an optional
+    cross-validated search: ``train_records(records, labels, features="numeric", ...)``."""
+    from ._models import build_classifier, build_regressor
+
+    if len(records) != len(labels) or not records:
+        raise InputError(f"need as many labels as records, got {len(records)} and {len(labels)}")
+    groups = feature_groups(features)
+    if task == "regression":
+        values: list[Any] = [float(v) for v in labels]
+        estimator = build_regressor(groups, model, params, store=store, fields=fields)
+    else:
+        values = [str(v) for v in labels]
+        if len(set(values)) < 2:
+            raise InputError(f"need at least two classes to train, got {sorted(set(values))}")
+        estimator = build_classifier(groups, model, params, fusion=fusion, store=store, cv=cv,
+                                     fields=fields, calibration=calibration)
+    started = time.perf_counter()
+    found: dict[str, Any] = {}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*max_iter was reached.*")
+        if search:
+            estimator, found = _search(estimator, list(records), values, task, cv)
+        else:
+            estimator.fit(list(records), values)
+    card = {
+        "dataset": dataset, "task": task, "n_train": len(records),
+        "data_sha256": data_hash(list(records), values), "features": list(groups),
+        "fields": dict(fields or {}), "model": model, "params": dict(params or {}),
+        "fusion": fusion if task == "classification" else "concat", "calibration": calibration,
+        "cv": cv, "fit_seconds": round(time.perf_counter() - started, 2),
+        "versions": _versions(),
+    }
+    if task == "classification":
+        card["classes"] = sorted(set(values))
+    if found:
+        card["search"] = found
+    if "embedding" in groups:
+        card["encoder"] = _encoder_id(store)
+        if store is not None and store.model_path:
+            card["encoder_path"] = str(store.model_path)
+    return TrainedModel(estimator, card)
+
+
+# Small grids over the parameters most estimators share; only those the estimator has are used.
+_GRIDS: dict[str, list[Any]] = {
+    "C": [0.3, 1.0, 3.0, 10.0, 30.0],
+    "alpha": [0.01, 0.1, 1.0, 10.0],
+    "max_depth": [None, 4, 8],
+    "learning_rate": [0.03, 0.1, 0.3],
+}
+
+
+def _search(estimator: Any, records: list[Any], values: list[Any], task: str,
+            cv: int) -> tuple[Any, dict[str, Any]]:
+    """Grid search (``cv`` folds) over :data:`_GRIDS` for the final model of a pipeline."""
+    from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
+
+    names = set(estimator.get_params())
+    grid = {f"model__{k}": v for k, v in _GRIDS.items() if f"model__{k}" in names}
+    grid |= {f"model__estimator__{k}": v for k, v in _GRIDS.items()
+             if f"model__estimator__{k}" in names and f"model__{k}" not in names}
+    if not grid:
+        estimator.fit(records, values)
+        return estimator, {"skipped": "no searchable parameter (ensembles are not searched)"}
+    folds = (StratifiedKFold(cv, shuffle=True, random_state=0) if task == "classification"
+             else KFold(cv, shuffle=True, random_state=0))
+    scoring = "accuracy" if task == "classification" else "neg_mean_absolute_error"
+    search = GridSearchCV(estimator, grid, cv=folds, scoring=scoring, n_jobs=1)
+    search.fit(records, values)
+    return search.best_estimator_, {"grid": grid, "best_params": search.best_params_,
+                                    "cv_score": float(search.best_score_), "scoring": scoring}
 
 
 def _encoder_id(store: EmbeddingStore | None) -> str:
@@ -163,6 +259,17 @@ def save_model(trained: TrainedModel, directory: str | Path) -> Path:
     return path
 
 
+def _sklearn_type(name: str) -> bool:
+    """A class defined by scikit-learn itself (a private helper class too, not a function)."""
+    if not name.startswith("sklearn."):
+        return False
+    module, _, attr = name.rpartition(".")
+    try:
+        return isinstance(getattr(importlib.import_module(module), attr), type)
+    except (ImportError, AttributeError):
+        return False
+
+
 def load_model(path: str | Path) -> TrainedModel:
     """Load a folder written by :func:`save_model` (or its .skops file); untrusted types refuse."""
     target = Path(path)
@@ -170,11 +277,16 @@ def load_model(path: str | Path) -> TrainedModel:
     if not model_file.is_file():
         raise InputError(f"no model file at {model_file}; train one with `hybrid-ai train`")
     sio = _skops()
-    untrusted = sorted(set(sio.get_untrusted_types(file=model_file)) - set(TRUSTED_TYPES))
+    found = set(sio.get_untrusted_types(file=model_file))
+    untrusted = sorted(t for t in found - set(TRUSTED_TYPES) if not _sklearn_type(t))
     if untrusted:
         raise InputError(f"{model_file} holds types that are not trusted: {', '.join(untrusted)};"
                          " refusing to load it")
-    classifier = sio.load(model_file, trusted=list(TRUSTED_TYPES))
+    classifier = sio.load(model_file, trusted=sorted(found | set(TRUSTED_TYPES)))
     card_file = model_file.parent / CARD_FILE
     card = json.loads(card_file.read_text(encoding="utf-8")) if card_file.is_file() else {}
+    if card.get("encoder_path"):  # embeddings must come from the encoder it was trained on
+        from ._model_stage import _attach_store
+
+        _attach_store(classifier, EmbeddingStore(model_path=card["encoder_path"]))
     return TrainedModel(classifier, card)

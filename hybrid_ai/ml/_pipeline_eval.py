@@ -1,0 +1,215 @@
+"""Evaluate a whole pipeline on labelled cases: metrics, calibration, cost, ablation, cascade.
+
+Usage: ``report = eval_pipeline(spec, read_cases("test.csv"), ablation=True, plots="out/")``.
+
+Cases run through the real engine (cascades stop, routes choose, rules veto), so the figures
+are those of the deployed pipeline. An abstention counts as a wrong answer and is reported
+apart. Ablation removes each stage in turn (its facts are never written; everything after it
+runs on what is left) and, given training data, refits each ``ml_model`` stage without each of
+its feature groups. The cascade curve re-runs the cases with the cheap steps' thresholds set to
+each value of ``thresholds``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .._engine import Engine
+from .._facts import Blackboard, FactView
+from .._graph import CascadeNode, Graph, StageNode
+from .._result import Result
+from ._eval import THRESHOLDS, calibration, cascade_pick, confusion, metrics
+from ._pipeline import LabelledCases, _ordered, apply_models, is_trainable, run_stages
+
+__all__ = ["ABSTAIN", "eval_pipeline", "score_results"]
+
+ABSTAIN = "(abstain)"
+
+
+class _Removed:
+    """Stands in for a stage during ablation: same contract, writes nothing."""
+
+    def __init__(self, stage: Any) -> None:
+        self.requires, self.produces = stage.requires, stage.produces
+        self.blocking, self.cost, self.version = False, 0.0, "removed"
+
+    def warm_up(self) -> None:
+        return None
+
+    def process(self, view: FactView) -> None:
+        return None
+
+
+def score_results(results: Sequence[Result], labels: Sequence[str]) -> dict[str, Any]:
+    """Metrics, calibration, confusion, abstentions and cost of engine results."""
+    predicted = [ABSTAIN if r.decision is None else str(r.decision) for r in results]
+    truth = [str(label) for label in labels]
+    report = metrics(truth, predicted)
+    correct = [p == t for p, t in zip(predicted, truth, strict=True)]
+    answered = [(r.confidence, ok) for r, ok in zip(results, correct, strict=True)
+                if r.decision is not None and r.confidence is not None]
+    report["calibration"] = calibration([c for c, _ in answered], [ok for _, ok in answered])
+    report["confusion"] = confusion(truth, predicted)
+    report["abstained"] = sum(p == ABSTAIN for p in predicted) / max(1, len(predicted))
+    report["errors"] = sum(r.error is not None for r in results)
+    report["cost"] = _costs(results)
+    return report
+
+
+def _costs(results: Sequence[Result]) -> dict[str, Any]:
+    """Mean cost per case and the share of cases each stage ran on."""
+    ran: dict[str, int] = {}
+    total = 0.0
+    for result in results:
+        for trace in result.trace:
+            if trace.status in ("ok", "cached", "failed", "timeout"):
+                ran[trace.stage] = ran.get(trace.stage, 0) + 1
+                total += trace.cost
+    n = max(1, len(results))
+    return {"mean_cost": total / n, "stage_share": {k: v / n for k, v in sorted(ran.items())}}
+
+
+def _run(engine: Engine, data: LabelledCases) -> dict[str, Any]:
+    results = engine.run_batch(data.cases, concurrency=4)
+    return score_results(results, data.labels)
+
+
+def eval_pipeline(spec: Any, test: LabelledCases, *, models: str | Path | None = None,
+                  train: LabelledCases | None = None, ablation: bool = False,
+                  plots: str | Path | None = None,
+                  thresholds: Sequence[float] = THRESHOLDS,
+                  target_accuracy: float | None = None,
+                  budget: float | None = None) -> dict[str, Any]:
+    """The whole evaluation report (see the module docstring); PNGs go to ``plots``.
+
+    ``target_accuracy`` / ``budget`` (a share of cases, 0-1) add each cascade's threshold
+    chosen for that goal (:func:`cascade_pick`).
+    """
+    if models is not None:
+        folder = Path(models)
+        apply_models(spec, {p.name: p for p in folder.iterdir() if (p / "model_card.json")
+                            .is_file() or (p / "fusion.json").is_file()})
+    with Engine(spec) as engine:
+        report: dict[str, Any] = {"pipeline": spec.name, "data": test.source}
+        report |= _run(engine, test)
+        report["cascades"] = _cascades(engine, test, thresholds, report["accuracy"])
+        for found in report["cascades"]:
+            if target_accuracy is not None:
+                found["pick_target"] = cascade_pick(found["curve"], share_key="share_to_last",
+                                                    target_accuracy=target_accuracy)
+            if budget is not None:
+                found["pick_budget"] = cascade_pick(found["curve"], share_key="share_to_last",
+                                                    budget=budget)
+        if ablation:
+            report["ablation"] = _stage_ablation(engine, test, report)
+            if train is not None:
+                report["ablation"] += _group_ablation(engine, train, test, report)
+    if plots is not None:
+        from ._plots import write_plots
+
+        report["plots"] = write_plots(report, plots)
+    return report
+
+
+def _swapped(node: StageNode, stage: Any, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    original = node.stage
+    node.stage = stage
+    try:
+        return work()
+    finally:
+        node.stage = original
+
+
+def _row(removed: str, kind: str, found: dict[str, Any], full: dict[str, Any]) -> dict[str, Any]:
+    return {"removed": removed, "kind": kind, "accuracy": found["accuracy"],
+            "macro_f1": found["macro_f1"], "mean_cost": found["cost"]["mean_cost"],
+            "delta_accuracy": found["accuracy"] - full["accuracy"],
+            "delta_macro_f1": found["macro_f1"] - full["macro_f1"]}
+
+
+def _stage_ablation(engine: Engine, test: LabelledCases,
+                    full: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for node in _ordered(engine.graph):
+        found = _swapped(node, _Removed(node.stage), lambda: _run(engine, test))
+        rows.append(_row(node.id, "stage", found, full))
+    return rows
+
+
+def _group_ablation(engine: Engine, train: LabelledCases, test: LabelledCases,
+                    full: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    nodes = _ordered(engine.graph)
+    for index, node in enumerate(nodes):
+        groups = _groups(node.stage)
+        if len(groups) < 2:
+            continue
+        boards = [Blackboard(c) for c in train.cases]
+        run_stages(nodes[:index], boards)
+        stage: Any = node.stage
+        for group in groups:
+            params = dict(stage.params) | {"features": [g for g in groups if g != group],
+                                                "model": None, "train_path": None}
+            variant = type(stage)(**params)
+            variant.fit_records([variant.record(b) for b in boards], train.labels)
+            found = _swapped(node, variant, lambda: _run(engine, test))
+            rows.append(_row(f"{node.id}:{group}", "feature group", found, full))
+    return rows
+
+
+def _groups(stage: Any) -> list[str]:
+    if not is_trainable(stage) or "features" not in getattr(stage, "params", {}):
+        return []
+    from ._models import feature_groups
+
+    fitted = getattr(stage, "fitted", None)
+    if fitted is not None and fitted.card.get("features"):
+        return list(fitted.card["features"])
+    return list(feature_groups(stage.params["features"]))
+
+
+def _cascades(engine: Engine, test: LabelledCases, thresholds: Sequence[float],
+              reference: float) -> list[dict[str, Any]]:
+    found = []
+    for node in _cascade_nodes(engine.graph):
+        curve = [_cascade_point(engine, node, test, t) for t in thresholds]
+        everything = _cascade_point(engine, node, test, 1.01)  # no step ever stops it
+        found.append({"stages": [s.id for s in node.steps], "curve": curve,
+                      "all_stages": everything,
+                      "pick_within_0.3": cascade_pick(curve, everything["accuracy"],
+                                                      share_key="share_to_last")})
+    return found
+
+
+def _cascade_nodes(graph: Graph) -> list[CascadeNode]:
+    out: list[CascadeNode] = []
+
+    def visit(node: Any) -> None:
+        if isinstance(node, CascadeNode):
+            out.append(node)
+        for attr in ("children", "branches"):
+            for child in getattr(node, attr, None) or []:
+                visit(child[1] if isinstance(child, tuple) else child)
+        if getattr(node, "default", None) is not None:
+            visit(node.default)
+
+    visit(graph.root)
+    return out
+
+
+def _cascade_point(engine: Engine, node: CascadeNode, test: LabelledCases,
+                   threshold: float) -> dict[str, Any]:
+    saved = [s.threshold for s in node.steps]
+    for step in node.steps[:-1]:
+        step.threshold = threshold
+    try:
+        found = _run(engine, test)
+    finally:
+        for step, value in zip(node.steps, saved, strict=True):
+            step.threshold = value
+    last = node.steps[-1].id
+    return {"threshold": threshold, "accuracy": found["accuracy"],
+            "share_to_last": found["cost"]["stage_share"].get(last, 0.0),
+            "mean_cost": found["cost"]["mean_cost"]}
