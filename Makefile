@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml plugins/hybrid-ai-keywords/pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/hybrid-ai run examples/flagship/pipeline.yaml --file examples/flagship/messages.jsonl --explain
+	$(VENV)/bin/hybrid-ai run examples/support-triage/pipeline.yaml --file examples/support-triage/messages.jsonl --explain
 
 test: $(STAMP)
 	$(PY) -m pytest -q

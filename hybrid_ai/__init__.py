@@ -2,7 +2,7 @@
 one explanation per decision.
 
     from hybrid_ai import Engine
-    engine = Engine.from_yaml("examples/flagship/pipeline.yaml")
+    engine = Engine.from_yaml("examples/support-triage/pipeline.yaml")
     result = engine.run("I think my card was stolen")
     print(result.decision, result.confidence)
     print(result.explain().text())

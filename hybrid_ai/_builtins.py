@@ -18,20 +18,27 @@ from .hookspecs import hookimpl
 def hybrid_ai_stages() -> Mapping[str, Callable[..., Any]]:
     from .fusion import DecideStage, FuseStage
     from .kg._stage import KGLookupStage
+    from .llm._entities import EntitiesStage
+    from .llm._sentiment import SentimentStage
     from .llm._stages import EmbedStage, FewShotStage
     from .llm._tasks import ExtractStage, ZeroShotStage
-    from .ml import TextClassifierStage
+    from .ml import MLModelStage, TextClassifierStage
     from .rules import RulesStage
+    from .stream import WindowStage
 
     return {
         "decide": DecideStage,
         "embed": EmbedStage,
+        "entities": EntitiesStage,
         "extract": ExtractStage,
         "few_shot": FewShotStage,
         "fuse": FuseStage,
         "kg_lookup": KGLookupStage,
+        "ml_model": MLModelStage,
         "rules": RulesStage,
+        "sentiment": SentimentStage,
         "text_classifier": TextClassifierStage,
+        "window": WindowStage,
         "zero_shot": ZeroShotStage,
     }
 
@@ -64,12 +71,17 @@ def hybrid_ai_kg_loaders() -> Mapping[str, Callable[..., Any]]:
 def hybrid_ai_llm_backends() -> Mapping[str, Callable[..., Any]]:
     from .llm import Encoder
     from .llm._generative import Generator
+    from .llm._http import ChatClient
 
-    return {"encoder": Encoder, "generative": Generator}
+    return {"encoder": Encoder, "generative": Generator, "openai": ChatClient}
 
 
 @hookimpl
 def hybrid_ai_cli_commands() -> Mapping[str, Any]:
+    from .kg import _cli as kg_cli
+    from .llm import _cli as llm_cli
     from .ml import _cli as ml_cli
+    from .rules import _cli as rules_cli
 
-    return {"train": ml_cli.train, "eval": ml_cli.evaluate}
+    return {"eval": ml_cli.evaluate, "kg": kg_cli.app, "rules": rules_cli.app,
+            "train": ml_cli.train, "tune-encoder": llm_cli.tune_encoder_command}

@@ -3,7 +3,7 @@
 A node is one of ``stage``, ``serial``, ``parallel``, ``route``, ``cascade`` or ``use`` (a node
 defined once under ``define:``). ``hybrid-ai schema`` prints the JSON schema of this format.
 
-    spec = read_pipeline("examples/flagship/pipeline.yaml")   # PipelineSpec, or ConfigError
+    spec = read_pipeline("examples/support-triage/pipeline.yaml")   # PipelineSpec, or ConfigError
     spec = PipelineSpec(pipeline=serial(stage("embed"), stage("rules", path="r.yaml")))
 """
 

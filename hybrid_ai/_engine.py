@@ -1,6 +1,6 @@
 """The Engine: a checked graph, its plugins, a thread pool, and run / arun / run_batch.
 
-    engine = Engine.from_yaml("examples/flagship/pipeline.yaml")   # wiring checked, nothing loaded
+    engine = Engine.from_yaml("examples/support-triage/pipeline.yaml")   # wiring checked, nothing loaded
     result = engine.run("I lost my card")                          # warms up on first use
     result = await engine.arun({"text": "...", "fields": {...}})
     results = engine.run_batch(cases, concurrency=4, progress=True)
