@@ -1,6 +1,6 @@
 """The Engine: a checked graph, its plugins, a thread pool, and run / arun / run_batch.
 
-    engine = Engine.from_yaml("examples/support-triage/pipeline.yaml")   # wiring checked, nothing loaded
+    engine = Engine.from_yaml("examples/support-triage/pipeline.yaml")  # checked, not loaded
     result = engine.run("I lost my card")                          # warms up on first use
     result = await engine.arun({"text": "...", "fields": {...}})
     results = engine.run_batch(cases, concurrency=4, progress=True)
@@ -73,7 +73,9 @@ class Engine:
         self._lock = threading.Lock()
         self._warm = False
         self._loop: _LoopThread | None = None
-        self.version = _version(self.graph)
+        self._nodes = tuple(self.graph.stages())
+        self._spec_blob = self.graph.spec.model_dump_json(by_alias=True).encode()
+        self._versioned: tuple[tuple[str, ...], str] | None = None
 
     @classmethod
     def from_yaml(cls, path: str | Path, **kwargs: Any) -> Engine:
@@ -83,6 +85,17 @@ class Engine:
     @property
     def name(self) -> str:
         return self.graph.name
+
+    @property
+    def version(self) -> str:
+        """Content hash of the pipeline and every stage's version; a stage reload changes it."""
+        stages = tuple(node.stage.version for node in self._nodes)
+        known = self._versioned
+        if known is None or known[0] != stages:
+            joined = ",".join(f"{n.id}={v}" for n, v in zip(self._nodes, stages, strict=True))
+            known = self._versioned = (stages, hashlib.blake2b(
+                self._spec_blob + joined.encode(), digest_size=6).hexdigest())
+        return known[1]
 
     def explain_plan(self) -> str:
         """The graph's order, parallel groups, routes and cascade thresholds."""
@@ -202,12 +215,6 @@ async def _with_deadline(coro: Any, timeout: float | None, case: Case) -> None:
     except asyncio.TimeoutError:
         raise CaseTimeoutError(f"case {case.id!r} ran past its deadline of {timeout}s; its "
                                "running stages were cancelled") from None
-
-
-def _version(graph: Graph) -> str:
-    blob = graph.spec.model_dump_json(by_alias=True).encode()
-    stages = ",".join(f"{n.id}={n.stage.version}" for n in graph.stages()).encode()
-    return hashlib.blake2b(blob + stages, digest_size=6).hexdigest()
 
 
 class _NoBar:

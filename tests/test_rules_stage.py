@@ -472,3 +472,19 @@ def load_rules_version(path: Path) -> str:
     from hybrid_ai.rules import load_rules
 
     return load_rules(path, {}).version
+
+
+def test_a_reload_changes_the_version_in_the_engine_results(tmp_path: Path) -> None:
+    path = write(tmp_path, version_rules("a"), "live.yaml")
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text("pipeline:\n  serial:\n    - stage: rules\n"
+                        "      with: {path: live.yaml}\n", encoding="utf-8")
+    with Engine.from_yaml(pipeline) as engine:
+        before = engine.run("hello")
+        path.write_text(version_rules("b"), encoding="utf-8")
+        (node,) = engine.graph.stages()
+        node.stage.reload()
+        after = engine.run("hello")
+        again = engine.run("hello")
+    assert before.version != after.version == again.version == engine.version
+    assert after.of("decision")[0].data["label"] == "b"

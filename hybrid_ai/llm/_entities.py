@@ -18,11 +18,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .._errors import ConfigError, MissingDependencyError
+from .._errors import ConfigError
 from .._facts import FactView, NewFact
 from .._stage import BaseStage
 from ..kg import IRI, EntityLinker, load
 from ..kg._stage import _ambiguous, _candidate, _resolve_types
+from ._local import local_pipeline
 from ._text import case_text, root_of
 
 __all__ = ["EntitiesStage"]
@@ -114,23 +115,5 @@ class EntitiesStage(BaseStage):
 
 def _ner_pipeline(directory: Path) -> Any:
     """A transformers token-classification pipeline over a local directory (never a hub id)."""
-    if not (directory / "config.json").is_file():
-        raise ConfigError(f"ner_model {directory} is not a model directory (no config.json); "
-                          "give a folder saved with save_pretrained")
-    try:
-        import transformers
-    except ImportError as exc:
-        raise MissingDependencyError("transformers", "pip install 'hybrid-ai[llm]'") from exc
-    from ._quiet import quiet_loading
-
-    try:
-        with quiet_loading(transformers):
-            tokenizer = transformers.AutoTokenizer.from_pretrained(directory,
-                                                                   local_files_only=True)
-            model = transformers.AutoModelForTokenClassification.from_pretrained(
-                directory, local_files_only=True)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ConfigError(f"could not load a token-classification model from {directory}: "
-                          f"{exc}") from exc
-    return transformers.pipeline("token-classification", model=model, tokenizer=tokenizer,
-                                 aggregation_strategy="simple", device="cpu")
+    return local_pipeline(directory, "token-classification", what="ner_model",
+                          aggregation_strategy="simple")

@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .._errors import ConfigError, MissingDependencyError
 from .._facts import FactView, NewFact
 from .._stage import BaseStage
+from ._local import local_pipeline
 from ._tasks import MAX_TEXT_CHARS, ZeroShotStage
 from ._text import abstain, case_text, root_of
 
@@ -102,24 +102,5 @@ def _as_sentiment(fact: NewFact, method: str) -> NewFact:
 
 def _classifier(directory: Path) -> Any:
     """A transformers text-classification pipeline over a local directory (never a hub id)."""
-    if not (directory / "config.json").is_file():
-        raise ConfigError(f"sentiment model_path {directory} is not a model directory (no "
-                          "config.json); give a folder saved with save_pretrained, or drop "
-                          "model_path to classify zero-shot")
-    try:
-        import transformers
-    except ImportError as exc:
-        raise MissingDependencyError("transformers", "pip install 'hybrid-ai[llm]'") from exc
-    from ._quiet import quiet_loading
-
-    try:
-        with quiet_loading(transformers):
-            tokenizer = transformers.AutoTokenizer.from_pretrained(directory,
-                                                                   local_files_only=True)
-            model = transformers.AutoModelForSequenceClassification.from_pretrained(
-                directory, local_files_only=True)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ConfigError(f"could not load a text-classification model from {directory}: "
-                          f"{exc}") from exc
-    return transformers.pipeline("text-classification", model=model, tokenizer=tokenizer,
-                                 device="cpu", truncation=True)
+    return local_pipeline(directory, "text-classification", what="sentiment model_path",
+                          fix=", or drop model_path to classify zero-shot", truncation=True)

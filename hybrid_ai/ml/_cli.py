@@ -134,9 +134,15 @@ def train(
     param: list[str] = ParamOpt,
     encoder_path: Path | None = typer.Option(None, "--encoder-path", help="one model: a tuned "
                                              "encoder folder for the embedding group"),
+    tune_encoder: str | None = typer.Option(None, "--tune-encoder", help="one model: first "
+                                            "fine-tune the encoder (setfit or classify) on the "
+                                            "training data into OUTPUT/encoder, then use it"),
     as_json: bool = JsonOpt,
 ) -> None:
     """Fit every trainable stage of a pipeline (or one classifier) and save it with skops."""
+    if tune_encoder is not None and (pipeline is not None or preset is not None):
+        raise ConfigError("--tune-encoder works with --dataset/--data; for a pipeline, run "
+                          "`hybrid-ai tune-encoder` and set the stage's encoder_path")
     if pipeline is not None or preset is not None:
         report = _train_pipeline(_pipeline_spec(pipeline, preset), data, val, output,
                                  (text_column, label_column), search)
@@ -152,6 +158,8 @@ def train(
     train_x, train_y, test_x, test_y = _split(dataset, data, test_data, text_column, label_column)
     from ._features import EmbeddingStore
 
+    if tune_encoder is not None:
+        encoder_path = _tuned_encoder(train_x, train_y, output / "encoder", tune_encoder)
     store = EmbeddingStore(model_path=encoder_path) if encoder_path else None
     trained = fit(train_x, train_y, features=features, model=model_type, params=_params(param),
                   fusion=fusion, dataset=dataset or str(data), store=store)
@@ -162,6 +170,16 @@ def train(
     metrics = trained.card.get("metrics", {})
     _emit(trained.card | {"model_file": str(path)}, as_json,
           [f"saved {path}"] + [f"{k}: {v}" for k, v in metrics.items()])
+
+
+def _tuned_encoder(texts: list[str], labels: list[str], folder: Path, method: str) -> Path:
+    """Fine-tune the encoder on the training texts; returns the folder it was saved in."""
+    from ..llm._finetune import tune_encoder
+
+    if method not in ("setfit", "classify"):
+        raise ConfigError(f"--tune-encoder must be setfit or classify, got {method!r}")
+    tune_encoder(texts, labels, folder, method=method)  # type: ignore[arg-type]
+    return folder
 
 
 def _table(report: dict[str, Any]) -> list[str]:

@@ -53,3 +53,19 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["train", "--data", str(data), "--text-column", "body",
                               "--label-column", "intent", "--param", "C", "-o", str(tmp_path)])
     assert bad.exit_code == 1 and "NAME=VALUE" in bad.output
+
+
+def test_train_can_tune_the_encoder_first(tmp_path: Path) -> None:
+    data = _csv(tmp_path / "train.csv")
+    out = tmp_path / "model"
+    trained = runner.invoke(app, ["train", "--data", str(data), "--text-column", "body",
+                                  "--label-column", "intent", "--features", "embedding",
+                                  "--tune-encoder", "classify", "--output", str(out), "--json"])
+    assert trained.exit_code == 0, trained.output
+    card = json.loads(trained.output)
+    assert card["encoder_path"] == str(out / "encoder")
+    assert (out / "encoder" / "config.json").is_file()
+    wrong = runner.invoke(app, ["train", "--data", str(data), "--text-column", "body",
+                                "--label-column", "intent", "--tune-encoder", "magic",
+                                "--output", str(tmp_path / "x")])
+    assert wrong.exit_code == 1 and "setfit or classify" in wrong.output
