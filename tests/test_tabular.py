@@ -36,3 +36,10 @@ def test_a_wrong_source_says_what_to_give(path: str | None, dataset: str | None,
                                           message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         read_examples(path, dataset=dataset, split=split, stage="few_shot")
+
+
+def test_text_classifier_without_examples_or_a_model_says_what_to_give() -> None:
+    from hybrid_ai.ml import TextClassifierStage
+
+    with pytest.raises(ConfigError, match=r"give train_path .* dataset .* or model_path"):
+        TextClassifierStage().warm_up()

@@ -3,11 +3,11 @@
 Usage: ``report = train_pipeline(read_pipeline("p.yaml"), cases, labels, output="models/")``.
 
 A stage is *trainable* when it has ``record(view)``, ``fit_records(records, labels)`` and
-``save(directory)`` (``ml_model``; ``fuse`` with a learned strategy). Training walks the
-pipeline's stages in declaration order over every training case at once: each stage runs over
-all cases, so upstream stages (embeddings, rules, knowledge lookups, models trained a moment
-before) provide the facts a trainable stage reads its features from. A stage whose
-``fit_on`` is ``"validation"`` (fusions learning from the models' outputs) fits on the
+``save(directory)`` (``text_classifier``, ``ml_model``; ``fuse`` with a learned strategy).
+Training walks the pipeline's stages in declaration order over every training case at once: each
+stage runs over all cases, so upstream stages (embeddings, rules, knowledge lookups, models
+trained a moment before) provide the facts a trainable stage reads its features from. A stage
+whose ``fit_on`` is ``"validation"`` (fusions learning from the models' outputs) fits on the
 validation cases, whose upstream predictions are out of sample; with no validation data a
 stratified fifth of the training cases is held out for it.
 """
@@ -164,8 +164,8 @@ def train_pipeline(spec: Any, train: LabelledCases, val: LabelledCases | None = 
     graph = build_graph(spec, Plugins.default().with_modules(spec.plugins, (), [spec.base_dir]))
     nodes = _ordered(graph)
     if not any(is_trainable(n.stage) for n in nodes):
-        raise ConfigError(f"pipeline {spec.name!r} has no trainable stage (ml_model, or fuse "
-                          "with a learned strategy); nothing to train")
+        raise ConfigError(f"pipeline {spec.name!r} has no trainable stage (text_classifier, "
+                          "ml_model, or fuse with a learned strategy); nothing to train")
     held_out = val is None and _needs_validation(nodes)
     fit_data, val = _holdout(train) if held_out else (train, val)
     report = _walk(nodes, fit_data, val, search)
@@ -239,6 +239,12 @@ def _safe(stage_id: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in stage_id)
 
 
+# Where each trainable component reads a saved folder (``text_classifier``'s ``model`` is a name),
+# and the parameters that only say how to train, dropped once a saved model stands in.
+_SAVED_PARAM = {"text_classifier": "model_path"}
+_TRAINING_PARAMS = frozenset({"train_path", "dataset", "split"})
+
+
 def apply_models(spec: Any, models: Mapping[str, Path]) -> None:
     """Point the stages named in ``models`` (by id) at saved folders, in the spec itself."""
     from .._config import StageSpec
@@ -246,9 +252,9 @@ def apply_models(spec: Any, models: Mapping[str, Path]) -> None:
     def visit(node: Any) -> None:
         if isinstance(node, StageSpec):
             if node.node_id in models:
-                params = dict(node.with_)
-                params.pop("train_path", None)
-                params["model"] = str(Path(models[node.node_id]).resolve())
+                params = {k: v for k, v in node.with_.items() if k not in _TRAINING_PARAMS}
+                key = _SAVED_PARAM.get(node.stage, "model")
+                params[key] = str(Path(models[node.node_id]).resolve())
                 node.with_ = params
             if node.fallback is not None:
                 visit(node.fallback)

@@ -179,3 +179,25 @@ def test_rule_firings_become_features(tmp_path: Path) -> None:
     assert flags and flags <= set(prediction.provenance.inputs)  # the firings it read
     vocabulary = stage.fitted.classifier[0].parts_[1][1].vocabulary_  # type: ignore[attr-defined]
     assert "flag:prize_words" in vocabulary
+
+
+def test_text_classifier_is_trained_saved_and_loaded_back(trec: Path) -> None:
+    (trec / "tc.yaml").write_text(
+        "name: tc\npipeline:\n  serial:\n    - stage: text_classifier\n"
+        "      id: tfidf\n      with: {train_path: nowhere.csv, model: trec-lr}\n"
+        "    - stage: fuse\n      with: {output: intent}\n"
+        "    - stage: decide\n      with: {base: intent}\n")
+    out = trec / "tc-models"
+    result = CliRunner().invoke(app, ["train", str(trec / "tc.yaml"), "--data",
+                                      str(trec / "train.csv"), "-o", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    card = json.loads((out / "tfidf" / "model_card.json").read_text())
+    assert card["stage"] == "text_classifier" and card["n_train"] == 400
+    written = read_pipeline(out / "pipeline.yaml")
+    params = written.pipeline.serial[0].with_  # type: ignore[union-attr]
+    assert "train_path" not in params and params["model_path"] == str((out / "tfidf").resolve())
+    data = load_dataset("trec")
+    with Engine.from_yaml(out / "pipeline.yaml") as engine:
+        results = engine.run_batch(data.test_texts[:60])
+    right = sum(r.decision == y for r, y in zip(results, data.test_labels[:60], strict=True))
+    assert right >= 40  # 400 TF-IDF examples: well above the 1-in-6 of chance
