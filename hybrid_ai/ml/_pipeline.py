@@ -185,13 +185,20 @@ def train_pipeline(spec: Any, train: LabelledCases, val: LabelledCases | None = 
     return report
 
 
+def _through_last_trainable(nodes: Sequence[StageNode]) -> Sequence[StageNode]:
+    """Stages after the last trainable one feed nothing that is fitted: running them over every
+    training case (a transformer, say) would only cost time."""
+    last = max((i for i, n in enumerate(nodes) if is_trainable(n.stage)), default=-1)
+    return nodes[: last + 1]
+
+
 def _walk(nodes: Sequence[StageNode], train: LabelledCases, val: LabelledCases | None,
           search: bool) -> dict[str, Any]:
     boards = [Blackboard(c) for c in train.cases]
     val_boards = [Blackboard(c) for c in val.cases] if val is not None else []
     stages: dict[str, Any] = {}
     failures: dict[str, int] = {}
-    for node in nodes:
+    for node in _through_last_trainable(nodes):
         if is_trainable(node.stage):
             on_val = getattr(node.stage, "fit_on", "train") == "validation" and val is not None
             data, where = (val, val_boards) if on_val else (train, boards)
@@ -208,7 +215,7 @@ def _walk(nodes: Sequence[StageNode], train: LabelledCases, val: LabelledCases |
 def _refit(nodes: Sequence[StageNode], train: LabelledCases, search: bool) -> list[str]:
     boards = [Blackboard(c) for c in train.cases]
     refit = []
-    for node in nodes:
+    for node in _through_last_trainable(nodes):
         if is_trainable(node.stage) and getattr(node.stage, "fit_on", "train") == "train":
             stage = _trainable(node)
             stage.fit_records([stage.record(b) for b in boards], train.labels,
