@@ -201,3 +201,18 @@ def test_text_classifier_is_trained_saved_and_loaded_back(trec: Path) -> None:
         results = engine.run_batch(data.test_texts[:60])
     right = sum(r.decision == y for r, y in zip(results, data.test_labels[:60], strict=True))
     assert right >= 40  # 400 TF-IDF examples: well above the 1-in-6 of chance
+
+
+def test_stages_after_the_last_trainable_one_do_not_run_in_training(trec: Path) -> None:
+    (trec / "late.yaml").write_text(
+        "name: late\npipeline:\n  serial:\n    - stage: text_classifier\n"
+        "      id: tfidf\n      with: {train_path: nowhere.csv}\n"
+        "    - stage: few_shot\n      with: {examples_path: missing.csv}\n"
+        "    - stage: fuse\n      with: {output: intent}\n")
+    result = CliRunner().invoke(app, ["train", str(trec / "late.yaml"), "--data",
+                                      str(trec / "train.csv"), "-o", str(trec / "late"),
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((trec / "late" / "training.json").read_text())
+    # few_shot would fail on every case (its examples file is missing) had it run
+    assert report["failures"] == {} and list(report["saved"]) == ["tfidf"]
