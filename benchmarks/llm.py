@@ -202,7 +202,8 @@ def _tune_at(per_class: int, method: str, args: argparse.Namespace, out_dir: Pat
     report = tune_encoder(*train, out_dir / f"{method}-{per_class}", method=method,  # type: ignore[arg-type]
                           val_texts=val[0], val_labels=val[1], epochs=args.epochs,
                           num_threads=args.threads, learning_rate=args.learning_rate,
-                          batch_size=args.batch_size)
+                          batch_size=args.batch_size, num_iterations=args.num_iterations,
+                          patience=args.patience)
     cpu = time.process_time() - cpu0
     tuned = _scores(report.output, args.threads, train, test)
     frozen = frozen_cache[per_class]
@@ -211,7 +212,9 @@ def _tune_at(per_class: int, method: str, args: argparse.Namespace, out_dir: Pat
             "tuned": tuned, "gain_points": {k: round(tuned[k] - frozen[k], 1) for k in tuned},
             "tune_wall_s": report.seconds, "tune_cpu_s": round(cpu, 1),
             "epochs_run": report.epochs_run, "best_epoch": report.best_epoch,
-            "val_accuracy_by_epoch": report.val_accuracy}
+            "num_iterations": args.num_iterations, "steps": report.steps,
+            "best_step": report.best_step, "val_steps": report.val_steps,
+            "val_accuracy": report.val_accuracy}
 
 
 def bench_finetune(args: argparse.Namespace) -> dict[str, Any]:
@@ -301,9 +304,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, a few minutes")
     parser.add_argument("--only", nargs="+", choices=list(SECTIONS), default=list(SECTIONS))
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=None, help="default: 1 setfit, 4 classify")
+    parser.add_argument("--patience", type=int, default=2, help="evaluations without gain")
+    parser.add_argument("--num-iterations", type=int, default=20,
+                        help="setfit pair iterations per example (SetFit's default: 20)")
     parser.add_argument("--method-64", default="classify", choices=["setfit", "classify"])
-    parser.add_argument("--learning-rate", type=float, default=1e-4, help="for fine-tuning")
+    parser.add_argument("--learning-rate", type=float, default=2e-5, help="for fine-tuning")
     parser.add_argument("--batch-size", type=int, default=16, help="for fine-tuning")
     for name in ("n_short", "n_long", "rounds", "test_n", "generative_n", "extract_n"):
         parser.add_argument(f"--{name.replace('_', '-')}", dest=f"set_{name}", type=int)

