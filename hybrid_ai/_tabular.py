@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import TextIO
 
 from ._errors import ConfigError, Location, Problem
 
-__all__ = ["read_examples", "read_labelled_csv"]
+__all__ = ["open_data", "read_examples", "read_labelled_csv"]
 
 SPLITS = ("train", "test")
 
@@ -40,15 +41,19 @@ def read_examples(path: str | Path | None, *, dataset: str | None = None, split:
     return list(data.test_texts), list(data.test_labels)
 
 
+def open_data(path: Path) -> TextIO:
+    """A training-data CSV opened for ``csv``; an unreadable file is a ConfigError naming it."""
+    try:
+        return path.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read training data {path}: {exc.strerror}") from None
+
+
 def read_labelled_csv(path: str | Path, *, text_column: str = "text",
                       label_column: str = "label") -> tuple[list[str], list[str]]:
     """Texts and labels from a CSV with a header row; empty texts or labels are errors."""
     path = Path(path)
-    try:
-        handle = path.open(newline="", encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read training data {path}: {exc.strerror}") from None
-    with handle:
+    with open_data(path) as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in (text_column, label_column) if c not in (reader.fieldnames or [])]
         if missing:

@@ -332,13 +332,7 @@ def _parse_query(query: str | None, query_file: Path | None) -> Query:
 
 
 def _cell(term: Any) -> Any:
-    if isinstance(term, Literal):
-        try:
-            value = term.to_python()
-        except ValueError:
-            return term.lexical
-        return value if isinstance(value, (str, int, float, bool)) else term.lexical
-    return str(term)
+    return term.scalar() if isinstance(term, Literal) else str(term)
 
 
 def _show(term: Any, store: TripleStore) -> str:

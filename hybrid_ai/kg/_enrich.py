@@ -241,13 +241,7 @@ def _as_iri(node: Node) -> IRI:
 
 
 def _value(store: TripleStore, term: Term) -> Any:
-    if isinstance(term, Literal):
-        try:
-            value = term.to_python()
-        except ValueError:
-            return term.lexical
-        return value if isinstance(value, (str, int, float, bool)) else term.lexical
-    return store.label(term)
+    return term.scalar() if isinstance(term, Literal) else store.label(term)
 
 
 def _mean(values: list[int]) -> float:

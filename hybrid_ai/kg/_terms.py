@@ -118,6 +118,17 @@ class Literal:
             return quoted
         return quoted + "^^" + self.datatype.n3()
 
+    def scalar(self) -> str | int | float | bool:
+        """A JSON-ready value: the Python value when it is a plain scalar, else the lexical form.
+
+        ``Literal("5", XSD_INTEGER).scalar() == 5``; an ill-typed ``"x"^^xsd:int`` gives ``"x"``.
+        """
+        try:
+            value = self.to_python()
+        except ValueError:
+            return self.lexical
+        return value if isinstance(value, (str, int, float, bool)) else self.lexical
+
     def to_python(self) -> object:
         """The Python value: ``Literal("5", XSD_INTEGER).to_python() == 5``.
 

@@ -34,6 +34,7 @@ import numpy as np
 from .._errors import ConfigError, UnknownComponentError
 from .._facts import FactView, NewFact
 from .._stage import BaseStage
+from .._tabular import open_data
 
 __all__ = ["TASKS", "MLModelStage", "records_from_csv"]
 
@@ -44,11 +45,7 @@ def records_from_csv(path: str | Path, *, label_column: str, text_column: str = 
                      ) -> tuple[list[dict[str, Any]], list[str]]:
     """Records (text + every other column as a field) and labels from a CSV with a header."""
     path = Path(path)
-    try:
-        handle = path.open(newline="", encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read training data {path}: {exc.strerror}") from None
-    with handle:
+    with open_data(path) as handle:
         reader = csv.DictReader(handle)
         if label_column not in (reader.fieldnames or []):
             raise ConfigError(f"{path}:1: no column {label_column!r}; columns: "

@@ -270,3 +270,12 @@ def test_path_respects_predicates_and_skips_literals(store: TripleStore) -> None
     assert store.shortest_path(EX.lost_card, EX.cards_team, predicates=[EX.about]) is None
     # two teams share the literal "cards"; a path must not go through it
     assert store.shortest_path(EX.cards_team, EX.other_team, directed=False) is None
+
+
+def test_literal_scalar_is_json_ready() -> None:
+    from hybrid_ai.kg import XSD_DATE, XSD_INTEGER, Literal
+
+    assert Literal("5", XSD_INTEGER).scalar() == 5
+    assert Literal("x", XSD_INTEGER).scalar() == "x"  # ill-typed: the lexical form
+    assert Literal("2026-11-30", XSD_DATE).scalar() == "2026-11-30"  # a date is not a scalar
+    assert Literal("chat", lang="fr").scalar() == "chat"
