@@ -38,7 +38,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .._errors import ConfigError, HybridAIError, Location, Problem
 from .._facts import Blackboard, Case, NewFact
 from .._yaml import LineDict, LineList, load_yaml_file, location_at
-from ._engine import Engine
 from ._stage import RulesStage
 
 __all__ = ["CaseResult", "TestReport", "board_for", "find_tests", "run_case", "run_tests"]
@@ -232,8 +231,7 @@ def run_case(stage: RulesStage, case: Mapping[str, Any], where: str = "") -> Cas
     name = str(case.get("name", "case"))
     board = board_for(case.get("given") or {}, name)
     try:
-        fired = _chain_fired(stage, board)
-        made = stage.process(board)
+        made, fired = stage.evaluate(board)
     except HybridAIError as exc:
         return CaseResult(name, where, [], None, [], [f"the rules failed: {exc}"])
     fired = list(dict.fromkeys([r for d in made for r in _fired_by(d)] + fired))
@@ -253,19 +251,6 @@ def _fired_by(draft: NewFact) -> list[str]:
         table = str(detail["table"])
         return [table, *(f"{table}:{n}" for n in detail.get("rows", ()))]
     return [str(detail["rule"])] if "rule" in detail else []
-
-
-def _chain_fired(stage: RulesStage, board: Blackboard) -> list[str]:
-    # The stage reports only the facts chaining rules leave behind; to know every rule that
-    # fired, the same engine runs once more on the same facts (it is deterministic).
-    if not stage.ruleset.chaining:
-        return []
-    limits = {k: getattr(stage, k) for k in ("max_facts", "timeout_s") if hasattr(stage, k)}
-    engine = Engine(stage.ruleset.chaining, strategy=stage.strategy, max_fires=stage.max_fires,
-                    **limits)
-    engine.insert_all((f.kind, dict(f.data)) for f in board.all())
-    engine.run()
-    return [f.rule for f in engine.firings]
 
 
 def _decide(board: Blackboard) -> dict[str, Any] | None:

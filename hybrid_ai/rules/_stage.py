@@ -132,6 +132,11 @@ class RulesStage(BaseStage):
 
     # ---- running -----------------------------------------------------------------------------
     def process(self, view: FactView) -> list[NewFact]:
+        return self.evaluate(view)[0]
+
+    def evaluate(self, view: FactView) -> tuple[list[NewFact], list[str]]:
+        """The facts the rules make, and every chaining rule that fired, in firing order
+        (a chaining rule may fire and leave no fact behind: rule tests need to know)."""
         loaded = self._loaded  # read once: the whole case runs on this rule set
         ruleset = loaded.ruleset
         env = route_env(view)
@@ -142,11 +147,13 @@ class RulesStage(BaseStage):
         tabled = [self._table(ruleset, table, hit, view)
                   for table in ruleset.tables for hit in table.evaluate(env)]
         out.extend(tabled)
-        if ruleset.chaining:
-            out.extend(self._chain(loaded, view, tabled))
-        return out
+        if not ruleset.chaining:
+            return out, []
+        chained, fired = self._chain(loaded, view, tabled)
+        return out + chained, fired
 
-    def _chain(self, loaded: _Loaded, view: FactView, tabled: list[NewFact]) -> list[NewFact]:
+    def _chain(self, loaded: _Loaded, view: FactView,
+               tabled: list[NewFact]) -> tuple[list[NewFact], list[str]]:
         engine = Engine(loaded.ruleset.chaining, strategy=self.strategy,
                         max_fires=self.max_fires, max_facts=self.max_facts,
                         timeout_s=self.timeout_s)
@@ -162,7 +169,7 @@ class RulesStage(BaseStage):
                 if fact.kind in self.outputs and engine.memory.get(fact.id) is fact \
                         and fact.id not in given and fact.id not in out:
                     out[fact.id] = self._chained(loaded, firing, fact, origin)
-        return list(out.values())
+        return list(out.values()), [firing.rule for firing in engine.firings]
 
     def _chained(self, loaded: _Loaded, firing: Firing, fact: EngineFact,
                  origin: dict[int, Fact]) -> NewFact:
