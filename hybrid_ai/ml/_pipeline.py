@@ -246,10 +246,18 @@ def _safe(stage_id: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in stage_id)
 
 
-# Where each trainable component reads a saved folder (``text_classifier``'s ``model`` is a name),
-# and the parameters that only say how to train, dropped once a saved model stands in.
-_SAVED_PARAM = {"text_classifier": "model_path"}
+# The parameters that only say how to train, dropped once a saved model stands in.
 _TRAINING_PARAMS = frozenset({"train_path", "dataset", "split"})
+
+
+def _saved_param(component: str) -> str:
+    """The parameter a trainable stage reads its saved folder from: its ``saved_model_param``
+    (``text_classifier``'s ``model`` is a name), else ``model``."""
+    from .._plugins import Plugins
+
+    stages = Plugins.default().stages
+    factory = stages.get(component) if component in stages else None
+    return str(getattr(factory, "saved_model_param", "model"))
 
 
 def apply_models(spec: Any, models: Mapping[str, Path]) -> None:
@@ -260,7 +268,7 @@ def apply_models(spec: Any, models: Mapping[str, Path]) -> None:
         if isinstance(node, StageSpec):
             if node.node_id in models:
                 params = {k: v for k, v in node.with_.items() if k not in _TRAINING_PARAMS}
-                key = _SAVED_PARAM.get(node.stage, "model")
+                key = _saved_param(node.stage)
                 params[key] = str(Path(models[node.node_id]).resolve())
                 node.with_ = params
             if node.fallback is not None:

@@ -34,6 +34,7 @@ class TextClassifierStage(BaseStage):
     produces = ("prediction",)
     blocking = True
     cost = 1.0
+    saved_model_param = "model_path"  # `model` names the model; `hybrid-ai train` sets this
 
     def __init__(self, *, train_path: str | None = None, dataset: str | None = None,
                  split: str = "train", text_column: str = "text", label_column: str = "label",
