@@ -17,6 +17,7 @@ import os
 import platform
 import random
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -73,9 +74,12 @@ def _cosine_gap(ours: np.ndarray, theirs: np.ndarray) -> float:
 
 def _one_batch_size(texts: list[str], batch_size: int, threads: int, st_model: Any,
                     rounds: int) -> dict[str, Any]:
+    # The default runtime ("auto": ONNX Runtime when installed) and the torch one, side by side.
     ours = Encoder(batch_size=batch_size, num_threads=threads).warm_up()
+    on_torch = Encoder(batch_size=batch_size, num_threads=threads, runtime="torch").warm_up()
     runners: dict[str, Callable[[], Any]] = {
         "hybrid_ai": lambda: ours.encode(texts),
+        "hybrid_ai_torch": lambda: on_torch.encode(texts),
         "sentence_transformers": lambda: st_model.encode(texts, batch_size=batch_size,
                                                          convert_to_numpy=True),
     }
@@ -86,9 +90,11 @@ def _one_batch_size(texts: list[str], batch_size: int, threads: int, st_model: A
         for name in (list(runners) if r % 2 == 0 else list(runners)[::-1]):
             seconds[name].append(_timed(runners[name]))
     rate = {k: len(texts) / statistics.median(v) for k, v in seconds.items()}
-    return {"batch_size": batch_size,
+    return {"batch_size": batch_size, "runtime": ours.runtime_in_use,
             "sentences_per_s": {k: round(v, 1) for k, v in rate.items()},
             "ratio": round(rate["hybrid_ai"] / rate["sentence_transformers"], 3),
+            "ratio_torch_runtime": round(rate["hybrid_ai_torch"] / rate["sentence_transformers"],
+                                         3),
             "max_cosine_gap": _cosine_gap(ours.encode(texts), runners["sentence_transformers"]())}
 
 
@@ -185,34 +191,37 @@ def _scores(model: Path | None, threads: int, train: tuple[list[str], list[str]]
             "logreg": _accuracy(lr.predict(test_vecs), test[1])}
 
 
-def _tune_at(per_class: int, method: str, args: argparse.Namespace, out_dir: Path,
-             frozen_cache: dict[int, dict[str, float]]) -> dict[str, Any]:
-    data = load_dataset("banking77")
+def _tune_at(dataset: str, per_class: int, method: str, args: argparse.Namespace,
+             out_dir: Path, frozen_cache: dict[tuple[str, int], dict[str, float]]
+             ) -> dict[str, Any]:
+    data = load_dataset(dataset)
     chosen = sample_per_class(data.train_labels, per_class, seed=0)
     taken = set(chosen)
     rest = [i for i in range(len(data.train_labels)) if i not in taken]
-    val_ids = [rest[i] for i in sample_per_class([data.train_labels[i] for i in rest], 4,
-                                                 seed=1)]
+    val_ids = [rest[i] for i in sample_per_class([data.train_labels[i] for i in rest],
+                                                 args.val_per_class, seed=1)]
     train = ([data.train_texts[i] for i in chosen], [data.train_labels[i] for i in chosen])
     val = ([data.train_texts[i] for i in val_ids], [data.train_labels[i] for i in val_ids])
     test = _subsample(data.test_texts, data.test_labels, args.test_n)
-    if per_class not in frozen_cache:
-        frozen_cache[per_class] = _scores(None, args.threads, train, test)
+    if (dataset, per_class) not in frozen_cache:
+        frozen_cache[dataset, per_class] = _scores(None, args.threads, train, test)
     cpu0 = time.process_time()
-    report = tune_encoder(*train, out_dir / f"{method}-{per_class}", method=method,  # type: ignore[arg-type]
+    report = tune_encoder(*train, out_dir / f"{dataset}-{method}-{per_class}", method=method,  # type: ignore[arg-type]
                           val_texts=val[0], val_labels=val[1], epochs=args.epochs,
                           num_threads=args.threads, learning_rate=args.learning_rate,
                           batch_size=args.batch_size, num_iterations=args.num_iterations,
-                          patience=args.patience)
+                          patience=args.patience, train_layers=args.train_layers)
     cpu = time.process_time() - cpu0
     tuned = _scores(report.output, args.threads, train, test)
-    frozen = frozen_cache[per_class]
-    return {"per_class": per_class, "method": method, "train_texts": len(train[0]),
+    frozen = frozen_cache[dataset, per_class]
+    return {"dataset": dataset, "per_class": per_class, "method": method,
+            "train_texts": len(train[0]),
             "val_texts": len(val[0]), "test_texts": len(test[0]), "frozen": frozen,
             "tuned": tuned, "gain_points": {k: round(tuned[k] - frozen[k], 1) for k in tuned},
             "tune_wall_s": report.seconds, "tune_cpu_s": round(cpu, 1),
             "epochs_run": report.epochs_run, "best_epoch": report.best_epoch,
-            "num_iterations": args.num_iterations, "steps": report.steps,
+            "num_iterations": args.num_iterations, "train_layers": args.train_layers,
+            "steps": report.steps,
             "best_step": report.best_step, "val_steps": report.val_steps,
             "val_accuracy": report.val_accuracy}
 
@@ -220,14 +229,15 @@ def _tune_at(per_class: int, method: str, args: argparse.Namespace, out_dir: Pat
 def bench_finetune(args: argparse.Namespace) -> dict[str, Any]:
     import tempfile
 
-    frozen: dict[int, dict[str, float]] = {}
+    frozen: dict[tuple[str, int], dict[str, float]] = {}
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
-        for per_class, method in args.tune_runs:
-            runs.append(_tune_at(per_class, method, args, Path(tmp), frozen))
-            if not args.json:  # a long section: show each run as it ends
-                print("finetune run", json.dumps(runs[-1]), flush=True)
-    return {"dataset": "banking77", "validation": "4 per class from the rest of train",
+        for dataset in args.finetune_datasets:
+            for per_class, method in args.tune_runs:
+                runs.append(_tune_at(dataset, per_class, method, args, Path(tmp), frozen))
+                # A long section: show each run as it ends (on stderr, so --json stays one object).
+                print("finetune run", json.dumps(runs[-1]), file=sys.stderr, flush=True)
+    return {"validation": f"{args.val_per_class} per class from the rest of train",
             "runs": runs}
 
 
@@ -306,6 +316,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--epochs", type=int, default=None, help="default: 1 setfit, 4 classify")
     parser.add_argument("--patience", type=int, default=2, help="evaluations without gain")
+    parser.add_argument("--finetune-datasets", nargs="+", default=["banking77", "trec"])
+    parser.add_argument("--train-layers", type=int, default=None,
+                        help="tune only the top N transformer layers (default: all)")
+    parser.add_argument("--val-per-class", type=int, default=4,
+                        help="fine-tuning validation examples per class")
     parser.add_argument("--num-iterations", type=int, default=20,
                         help="setfit pair iterations per example (SetFit's default: 20)")
     parser.add_argument("--method-64", default="classify", choices=["setfit", "classify"])

@@ -25,9 +25,16 @@ from numpy.typing import NDArray
 
 from hybrid_ai._errors import InputError
 
-__all__ = ["CacheStats", "EmbeddingCache", "cache_key"]
+__all__ = ["CacheStats", "EmbeddingCache", "cache_key", "cache_root"]
 
 _log = logging.getLogger(__name__)
+_CACHE_ENV = "HYBRID_AI_CACHE_DIR"
+
+
+def cache_root() -> Path:
+    """``$HYBRID_AI_CACHE_DIR`` or ``~/.cache/hybrid-ai``: outside any checkout, shared by runs."""
+    env = os.environ.get(_CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "hybrid-ai"
 _HEX = frozenset("0123456789abcdef")
 
 Vector = NDArray[np.float32]

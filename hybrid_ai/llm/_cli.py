@@ -30,6 +30,9 @@ def tune_encoder_command(
                                        "example (SetFit's 20; fewer trains faster)"),
     evals_per_epoch: int = typer.Option(4, "--evals-per-epoch",
                                         help="validation checks per epoch"),
+    train_layers: int | None = typer.Option(None, "--train-layers",
+                                            help="tune only the top N transformer layers "
+                                            "(default: all weights)"),
     per_class: int | None = typer.Option(None, "--per-class",
                                          help="use N random examples per label"),
     patience: int = typer.Option(2, "--patience", help="checks without gain before stopping"),
@@ -56,7 +59,7 @@ def tune_encoder_command(
                               patience=patience, per_class=per_class, batch_size=batch_size,
                               learning_rate=learning_rate, base_model=base_model,
                               num_threads=threads, seed=seed, num_iterations=num_iterations,
-                              evals_per_epoch=evals_per_epoch)
+                              evals_per_epoch=evals_per_epoch, train_layers=train_layers)
     except HybridAIError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from hybrid_ai._errors import ConfigError, InputError, MissingDependencyError
 from hybrid_ai.llm._cache import EmbeddingCache
+from hybrid_ai.llm._onnx import OnnxModel, have_onnxruntime, load_onnx
 from hybrid_ai.llm._quiet import quiet_loading
 
 if TYPE_CHECKING:
@@ -65,9 +66,11 @@ class _Loaded:
 
     torch: Any
     tokenizer: Any
-    model: Any
+    model: Any  # the torch module, or None when ``onnx`` runs the model
     device: Any
     max_tokens: int
+    hidden_size: int
+    onnx: OnnxModel | None = None
 
 
 # -- locating the model ---------------------------------------------------------------------------
@@ -113,7 +116,8 @@ def _fingerprint(path: Path) -> str:
 
 # -- loading (shared across encoders) -------------------------------------------------------------
 
-_MODELS: dict[tuple[str, str], _Loaded] = {}
+_MODELS: dict[tuple[str, str, int], _Loaded] = {}
+RUNTIMES = ("auto", "onnx", "torch")
 _MODELS_LOCK = threading.Lock()
 
 
@@ -128,13 +132,33 @@ def _import_backend() -> tuple[Any, Any]:
     return torch, transformers
 
 
-def _shared_model(path: Path, device: str) -> _Loaded:
-    """Load a model once per (directory, device) for the whole process; later calls reuse it."""
-    key = (str(path), device)
+def _shared_model(path: Path, device: str, onnx_threads: int = 0) -> _Loaded:
+    """Load a model once per (directory, device) for the whole process; later calls reuse it.
+
+    ``onnx_threads`` > 0 asks for an ONNX Runtime session with that many threads instead of
+    the torch module (device "onnx" in the key, as a session's threads are fixed when it opens).
+    """
+    key = (str(path), "onnx" if onnx_threads else device, onnx_threads)
     with _MODELS_LOCK:
         if key not in _MODELS:
-            _MODELS[key] = _load(path, device)
+            _MODELS[key] = _load_onnx(path, onnx_threads) if onnx_threads else _load(path, device)
         return _MODELS[key]
+
+
+def _load_onnx(path: Path, threads: int) -> _Loaded:
+    torch, transformers = _import_backend()
+    try:
+        with quiet_loading(transformers):
+            tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+            config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"could not load an encoder from {path}: {exc}") from exc
+    session = load_onnx(path, threads)
+    _prime(tokenizer)
+    limit = int(getattr(tokenizer, "model_max_length", 0) or 0)
+    positions = int(getattr(config, "max_position_embeddings", 0) or 0)
+    return _Loaded(torch, tokenizer, None, torch.device("cpu"), _max_tokens(limit, positions),
+                   int(config.hidden_size), session)
 
 
 def _load(path: Path, device: str) -> _Loaded:
@@ -154,7 +178,8 @@ def _load(path: Path, device: str) -> _Loaded:
     _prime(tokenizer)
     limit = int(getattr(tokenizer, "model_max_length", 0) or 0)
     positions = int(getattr(model.config, "max_position_embeddings", 0) or 0)
-    return _Loaded(torch, tokenizer, model, target, _max_tokens(limit, positions))
+    return _Loaded(torch, tokenizer, model, target, _max_tokens(limit, positions),
+                   int(model.config.hidden_size))
 
 
 def _torch_device(torch: Any, device: str) -> Any:
@@ -206,6 +231,10 @@ class Encoder:
     Construction is free; the model loads on :meth:`warm_up` or the first :meth:`encode`.
     One instance may serve many threads at once. ``num_threads`` sets torch's thread count,
     which is process-wide. Texts longer than ``max_length`` tokens are truncated (and reported).
+    ``runtime``: ``"torch"``, ``"onnx"`` (ONNX Runtime on an export of the same weights, CPU
+    only; vectors agree with torch to ~1e-7 cosine), or ``"auto"``: ONNX Runtime when it is
+    installed and the device is the CPU, falling back to torch (with a warning) if the export
+    fails its check.
     """
 
     def __init__(
@@ -218,8 +247,10 @@ class Encoder:
         device: str = "cpu",
         cache: EmbeddingCache | None = None,
         normalize: bool = True,
+        runtime: str = "auto",
     ) -> None:
         _require_positive(batch_size=batch_size, max_length=max_length)
+        _check_runtime(runtime, device)
         if num_threads is not None:
             _require_positive(num_threads=num_threads)
         self._model_path = Path(model_path).expanduser() if model_path is not None else None
@@ -229,6 +260,7 @@ class Encoder:
         self.device = device
         self.cache = cache
         self.normalize = normalize
+        self.runtime = runtime
         self._lock = threading.Lock()
         self._loaded: _Loaded | None = None
         self._model_id: str | None = None
@@ -263,7 +295,7 @@ class Encoder:
     @property
     def dim(self) -> int:
         """Vector length (loads the model): ``Encoder().dim == 384``."""
-        return int(self._ensure_loaded().model.config.hidden_size)
+        return self._ensure_loaded().hidden_size
 
     @property
     def _task(self) -> str:
@@ -283,8 +315,27 @@ class Encoder:
             return loaded
         with self._lock:
             if self._loaded is None:
-                self._loaded = _shared_model(self.model_path, self.device)
+                self._loaded = self._load()
             return self._loaded
+
+    def _load(self) -> _Loaded:
+        if self.runtime == "torch" or (self.runtime == "auto" and not (
+                self.device == "cpu" and have_onnxruntime())):
+            return _shared_model(self.model_path, self.device)
+        torch, _ = _import_backend()
+        threads = self.num_threads or int(torch.get_num_threads())
+        try:
+            return _shared_model(self.model_path, self.device, onnx_threads=threads)
+        except ConfigError as exc:
+            if self.runtime == "onnx":
+                raise
+            _log.warning("ONNX Runtime unavailable for %s (%s); using torch", self.name, exc)
+            return _shared_model(self.model_path, self.device)
+
+    @property
+    def runtime_in_use(self) -> str:
+        """What runs the model once loaded: ``Encoder().runtime_in_use in ("onnx", "torch")``."""
+        return "onnx" if self._ensure_loaded().onnx is not None else "torch"
 
     # -- encoding -------------------------------------------------------------------------------
 
@@ -348,7 +399,8 @@ class Encoder:
         if not texts:
             return found, truncated
         loaded = self._ensure_loaded()
-        if self.num_threads is not None and loaded.torch.get_num_threads() != self.num_threads:
+        if (loaded.onnx is None and self.num_threads is not None
+                and loaded.torch.get_num_threads() != self.num_threads):
             loaded.torch.set_num_threads(self.num_threads)
         for start in range(0, len(texts), _CHUNK):
             chunk = texts[start : start + _CHUNK]
@@ -368,7 +420,7 @@ class Encoder:
         lengths = [len(ids) for ids in encoded["input_ids"]]
         # Longest first: the biggest batch runs first, so peak memory shows up at once.
         order = sorted(range(len(texts)), key=lengths.__getitem__, reverse=True)
-        out = np.empty((len(texts), int(loaded.model.config.hidden_size)), dtype=np.float32)
+        out = np.empty((len(texts), loaded.hidden_size), dtype=np.float32)
         with loaded.torch.inference_mode():
             for idx in _batches(order, self.batch_size):
                 batch = _truncated_batch(encoded, idx, self._limit())
@@ -376,8 +428,10 @@ class Encoder:
         return out, lengths
 
     def _forward(self, loaded: _Loaded, batch: _Batch) -> Vectors:
-        torch = loaded.torch
         inputs = _padded(batch, loaded.tokenizer)
+        if loaded.onnx is not None:
+            return _onnx_pooled(loaded.onnx, inputs, self.normalize)
+        torch = loaded.torch
         tensors = {k: torch.from_numpy(v).to(loaded.device) for k, v in inputs.items()}
         hidden = loaded.model(**tensors).last_hidden_state
         pooled = _mean_pool(hidden, tensors["attention_mask"])
@@ -453,6 +507,19 @@ def _fill(rows: list[list[int]], width: int, pad: int, left: bool) -> NDArray[np
     return array
 
 
+def _onnx_pooled(model: OnnxModel, inputs: dict[str, NDArray[np.int64]],
+                 normalize: bool) -> Vectors:
+    """Mean pooling and L2 normalisation in numpy, exactly as :func:`_mean_pool` does in torch."""
+    hidden = model.hidden(inputs)
+    weights = inputs["attention_mask"][..., None].astype(np.float32)
+    pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+    if normalize:
+        # torch's normalize floors the norm at 1e-12; the same floor keeps zero rows finite.
+        pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+    result: Vectors = pooled.astype(np.float32, copy=False)
+    return result
+
+
 def _mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Average the token vectors a text really has; padding positions count for nothing."""
     weights = mask.unsqueeze(-1).to(hidden.dtype)
@@ -482,6 +549,16 @@ def _validated(texts: Sequence[str]) -> list[str]:
     return items
 
 
+def _check_runtime(runtime: str, device: str) -> None:
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"Encoder runtime {runtime!r} is not one of {', '.join(RUNTIMES)}")
+    if runtime == "onnx" and device != "cpu":
+        raise ConfigError(
+            f"Encoder runtime 'onnx' runs on the CPU only, but device is {device!r}; use "
+            "runtime='torch' (or 'auto') for other devices"
+        )
+
+
 def _require_positive(**values: int) -> None:
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -503,6 +580,7 @@ def get_encoder(
     device: str = "cpu",
     cache: EmbeddingCache | None = None,
     normalize: bool = True,
+    runtime: str = "auto",
 ) -> Encoder:
     """The process-wide encoder for these settings: ``get_encoder() is get_encoder()``.
 
@@ -510,7 +588,7 @@ def get_encoder(
     directory and device share one loaded model whatever their other settings.
     """
     path = _registry_path(model_path)
-    key = (str(path), batch_size, max_length, num_threads, device, cache, normalize)
+    key = (str(path), batch_size, max_length, num_threads, device, cache, normalize, runtime)
     with _ENCODERS_LOCK:
         encoder = _ENCODERS.get(key)
         if encoder is None:
@@ -522,6 +600,7 @@ def get_encoder(
                 device=device,
                 cache=cache,
                 normalize=normalize,
+                runtime=runtime,
             )
             _ENCODERS[key] = encoder
         return encoder

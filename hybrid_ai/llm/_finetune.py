@@ -238,6 +238,41 @@ def _contrastive_loss(torch: Any, vectors: Any, labels: Any) -> Any:
         (errors * neg).sum() / neg.sum().clamp(min=1)
 
 
+def _trainable(model: Any, top: int | None) -> list[Any]:
+    """The parameters to tune: all of them, or those of the top ``top`` transformer layers.
+
+    The others get ``requires_grad=False``, so backward stops at the lowest tuned layer and
+    the optimiser keeps no state for them.
+    """
+    if top is None:
+        return list(model.parameters())
+    blocks = _layer_stack(model)
+    if top >= len(blocks):
+        return list(model.parameters())
+    for param in model.parameters():
+        param.requires_grad_(False)
+    tuned = [p for block in blocks[len(blocks) - top :] for p in block.parameters()]
+    for param in tuned:
+        param.requires_grad_(True)
+    return tuned
+
+
+def _layer_stack(model: Any) -> list[Any]:
+    """The longest list of transformer blocks (``encoder.layer`` in BERT-style models)."""
+    import torch
+
+    stacks: list[list[Any]] = [
+        list(m) for name, m in model.named_modules()
+        if isinstance(m, torch.nn.ModuleList) and name.split(".")[-1] in ("layer", "layers")]
+    if not stacks:
+        raise ConfigError(
+            f"train_layers needs a model with a list of transformer layers; "
+            f"{type(model).__name__} has none (named 'layer' or 'layers'); leave train_layers "
+            "unset to tune every weight"
+        )
+    return max(stacks, key=len)
+
+
 # -- training -------------------------------------------------------------------------------------
 
 
@@ -253,7 +288,8 @@ class _Trainer:
         torch.manual_seed(settings.seed)
         hidden = int(run.model.config.hidden_size)
         self.head = torch.nn.Linear(hidden, classes) if method == "classify" else None
-        groups = [{"params": run.model.parameters(), "lr": settings.learning_rate}]
+        self.params = _trainable(run.model, settings.train_layers)
+        groups = [{"params": self.params, "lr": settings.learning_rate}]
         if self.head is not None:
             # The head starts from nothing, so it learns at a much higher rate than the body.
             groups.append({"params": self.head.parameters(), "lr": 1e-2})
@@ -299,7 +335,7 @@ class _Trainer:
                 loss = torch.nn.functional.cross_entropy(self.head(vectors * 20.0), labels)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.run.model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
@@ -358,6 +394,7 @@ def tune_encoder(
     num_iterations: int = 20,
     warmup: float = 0.1,
     evals_per_epoch: int = 4,
+    train_layers: int | None = None,
 ) -> TuneReport:
     """Tune the encoder on labelled texts and save it to ``output`` (config, weights, tokenizer).
 
@@ -365,10 +402,13 @@ def tune_encoder(
     ``Encoder(model_path="out")`` or ``embed``/``few_shot`` with ``model_path: out`` use it.
     ``epochs`` defaults to 1 for ``setfit`` (one pass over the pairs) and 4 for ``classify``;
     ``num_iterations=0`` gives the older in-batch all-pairs ``setfit`` variant.
+    ``train_layers=2`` tunes only the top two transformer layers (the embeddings and the layers
+    below stay as they are): steps cost about half, and few examples move fewer weights.
     """
     started = time.perf_counter()
     epochs = epochs if epochs is not None else (1 if method == "setfit" else 4)
-    settings = _Settings(learning_rate, seed, num_iterations, warmup, evals_per_epoch)
+    settings = _Settings(learning_rate, seed, num_iterations, warmup, evals_per_epoch,
+                         train_layers)
     _check_settings(method, epochs, patience, batch_size, settings)
     _checked_data(texts, labels, "training data")
     if per_class is not None:
@@ -402,6 +442,7 @@ class _Settings:
     num_iterations: int
     warmup: float
     evals_per_epoch: int
+    train_layers: int | None = None
 
 
 def _check_settings(method: str, epochs: int, patience: int, batch_size: int,
@@ -419,6 +460,11 @@ def _check_settings(method: str, epochs: int, patience: int, batch_size: int,
     iterations = settings.num_iterations
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
         raise ConfigError(f"num_iterations must be an integer >= 0, got {iterations!r}")
+    layers = settings.train_layers
+    if layers is not None and (isinstance(layers, bool) or not isinstance(layers, int)
+                               or layers < 1):
+        raise ConfigError(f"train_layers must be a positive integer or None (all layers), got "
+                          f"{layers!r}")
     if not 0 <= settings.warmup < 1:
         raise ConfigError(f"warmup is a fraction of the steps in [0, 1), got {settings.warmup!r}")
 

