@@ -45,7 +45,8 @@ class _EncoderStage(BaseStage):
             self._encoder = get_encoder(self.params.get("model_path"),
                                         batch_size=self.params.get("batch_size", 32),
                                         max_length=self.params.get("max_length", 256),
-                                        num_threads=self.params.get("num_threads"))
+                                        num_threads=self.params.get("num_threads"),
+                                        runtime=self.params.get("runtime", "auto"))
         return self._encoder
 
     def _embedding(self, view: FactView) -> tuple[NewFact | None, list[str]]:
@@ -64,9 +65,9 @@ class EmbedStage(_EncoderStage):
 
     def __init__(self, *, model_path: str | None = None, batch_size: int = 32,
                  max_length: int = 256, num_threads: int | None = None,
-                 field: str | None = None) -> None:
+                 field: str | None = None, runtime: str = "auto") -> None:
         super().__init__(model_path=model_path, batch_size=batch_size, max_length=max_length,
-                         num_threads=num_threads, field=field)
+                         num_threads=num_threads, field=field, runtime=runtime)
 
     def warm_up(self) -> None:
         self.encoder.warm_up()

