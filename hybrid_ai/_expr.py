@@ -1,9 +1,11 @@
 """The safe expression language of rule conditions, pipeline routes and decision tables.
 
 Expressions are data written by users, so they are parsed with a small grammar of our own and
-compiled once into Python closures over our own syntax tree. No text is ever handed to ``eval``,
-``exec`` or ``compile``; no Python attribute, method, module or dunder can be reached; nesting is
-bounded. Compile once, evaluate many times::
+compiled once into Python closures over our own syntax tree, then into one Python function
+generated from that tree (:mod:`hybrid_ai._codegen`: Python ``ast`` objects we build, every
+user value a constant, compiled by ``compile()`` with no builtins; about twice as fast). No text
+is ever handed to ``eval``, ``exec`` or ``compile``; no Python attribute, method, module or
+dunder can be reached; nesting is bounded. Compile once, evaluate many times::
 
     expr = compile_expression("fields.amount > 100 and intent.label in ['lost_card', 'stolen']")
     expr({"fields": {"amount": 120}, "intent": {"label": "stolen"}})  # -> True
@@ -1259,6 +1261,9 @@ class _Compiler:
         self.source = source
         self.functions = functions
         self.not_mapping = _env_failure(source, location)
+        # Every node's result, by node identity: the code generator (_codegen) reads which
+        # subtrees folded to constants, so both evaluators fold exactly the same way.
+        self.codes: dict[int, _Code] = {}
 
     def failure(self, node: Node) -> _Failure:
         source, location = self.source, node.location
@@ -1278,6 +1283,11 @@ class _Compiler:
         return _constant(value)
 
     def compile(self, node: Node) -> _Code:
+        code = self._compile(node)
+        self.codes[id(node)] = code
+        return code
+
+    def _compile(self, node: Node) -> _Code:
         if isinstance(node, Literal):
             return _constant(node.value)
         if isinstance(node, Name):
@@ -1700,7 +1710,8 @@ class Expression(partial[Any]):
 
     ``source`` is the text, ``ast`` its tree, ``names`` the free top-level variables it reads,
     ``functions_used`` the functions it calls, and ``location`` where it was written.
-    ``evaluator`` is the closure that does the work (calling the expression calls it directly).
+    ``evaluator`` is the function that does the work (calling the expression calls it directly):
+    generated from the tree, or the closure evaluator where the tree is too large for that.
     """
 
     # A partial subclass, because calling a partial goes straight to the closure in C; a
@@ -1735,7 +1746,7 @@ class Expression(partial[Any]):
 
     @property
     def evaluator(self) -> Evaluator:
-        """The compiled closure itself."""
+        """The compiled function itself (a little faster to call than the expression)."""
         return cast(Evaluator, self.func)
 
     def __repr__(self) -> str:
@@ -1808,8 +1819,15 @@ def compile_expression(
         raise TypeError("names must be a collection of names, not one text")
     allowed = None if names is None else frozenset(names)
     _check_references(tree, table, allowed)
-    code = _Compiler(text, table, location).compile(tree)
+    compiler = _Compiler(text, table, location)
+    code = compiler.compile(tree)
+    evaluator = code.fn
+    if not code.const:
+        # Imported here: _codegen builds on this module's nodes and run-time helpers.
+        from hybrid_ai._codegen import generate
+
+        evaluator = generate(tree, compiler) or code.fn
     extra = dict(functions) if functions else None
     return Expression(
-        text, tree, code.fn, location, functions=extra, allowed_names=allowed
+        text, tree, evaluator, location, functions=extra, allowed_names=allowed
     )
