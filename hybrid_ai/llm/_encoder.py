@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from hybrid_ai._errors import ConfigError, InputError, MissingDependencyError
 from hybrid_ai.llm._cache import EmbeddingCache
 from hybrid_ai.llm._onnx import OnnxModel, have_onnxruntime, load_onnx
-from hybrid_ai.llm._quiet import quiet_loading
+from hybrid_ai.llm._quiet import import_backend, quiet_loading
 
 if TYPE_CHECKING:
     import torch
@@ -121,17 +121,6 @@ RUNTIMES = ("auto", "onnx", "torch")
 _MODELS_LOCK = threading.Lock()
 
 
-def _import_backend() -> tuple[Any, Any]:
-    try:
-        import torch
-        import transformers
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "torch and transformers", "pip install 'hybrid-ai[llm]'"
-        ) from exc
-    return torch, transformers
-
-
 def _shared_model(path: Path, device: str, onnx_threads: int = 0) -> _Loaded:
     """Load a model once per (directory, device) for the whole process; later calls reuse it.
 
@@ -146,7 +135,7 @@ def _shared_model(path: Path, device: str, onnx_threads: int = 0) -> _Loaded:
 
 
 def _load_onnx(path: Path, threads: int) -> _Loaded:
-    torch, transformers = _import_backend()
+    torch, transformers = import_backend()
     try:
         with quiet_loading(transformers):
             tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
@@ -162,7 +151,7 @@ def _load_onnx(path: Path, threads: int) -> _Loaded:
 
 
 def _load(path: Path, device: str) -> _Loaded:
-    torch, transformers = _import_backend()
+    torch, transformers = import_backend()
     target = _torch_device(torch, device)
     try:
         with quiet_loading(transformers):
@@ -322,7 +311,7 @@ class Encoder:
         if self.runtime == "torch" or (self.runtime == "auto" and not (
                 self.device == "cpu" and have_onnxruntime())):
             return _shared_model(self.model_path, self.device)
-        torch, _ = _import_backend()
+        torch, _ = import_backend()
         threads = self.num_threads or int(torch.get_num_threads())
         try:
             return _shared_model(self.model_path, self.device, onnx_threads=threads)

@@ -34,8 +34,8 @@ from typing import Any, Literal
 import numpy as np
 
 from .._errors import ConfigError, InputError
-from ._encoder import _checked_dir, _import_backend, default_model_path
-from ._quiet import quiet_loading
+from ._encoder import _checked_dir, default_model_path
+from ._quiet import import_backend, quiet_loading
 
 __all__ = ["METHODS", "TuneReport", "sample_per_class", "tune_encoder"]
 
@@ -161,7 +161,7 @@ def _shuffled_batches(count: int, size: int, rng: random.Random) -> list[list[in
 
 
 def _load(base: Path, max_length: int, batch_size: int) -> _Run:
-    torch, transformers = _import_backend()
+    torch, transformers = import_backend()
     try:
         with quiet_loading(transformers):
             tokenizer = transformers.AutoTokenizer.from_pretrained(base, local_files_only=True)
@@ -557,7 +557,7 @@ def _save(run: _Run, output: Path, base: Path, labels: list[str], method: str,
     try:
         output.mkdir(parents=True, exist_ok=True)
         run.model.eval()
-        with quiet_loading(_import_backend()[1]):
+        with quiet_loading(import_backend()[1]):
             run.model.save_pretrained(output)  # safetensors, the transformers default
             run.tokenizer.save_pretrained(output)
         card = {"base_model": str(base), "method": method, "labels": labels,

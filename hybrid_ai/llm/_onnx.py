@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from hybrid_ai._errors import ConfigError, MissingDependencyError
 from hybrid_ai.llm._cache import cache_root
-from hybrid_ai.llm._quiet import quiet_loading
+from hybrid_ai.llm._quiet import import_backend, quiet_loading
 
 __all__ = ["OnnxModel", "have_onnxruntime", "load_onnx"]
 
@@ -69,7 +69,7 @@ class OnnxModel:
 def load_onnx(model_dir: Path, num_threads: int) -> OnnxModel:
     """Export ``model_dir`` (or reuse its earlier export) and open a session on it."""
     ort = _import_onnxruntime()
-    torch, _ = _import_torch()
+    torch, _ = import_backend()
     key = f"{_export_key(model_dir)}-torch{torch.__version__}-opset{_OPSET}"
     target = cache_root() / "onnx" / f"{model_dir.name}-{key}.onnx"
     with _LOCK:
@@ -112,20 +112,9 @@ def _import_onnxruntime() -> Any:
     return onnxruntime
 
 
-def _import_torch() -> tuple[Any, Any]:
-    try:
-        import torch
-        import transformers
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "torch and transformers (to export the model)", "pip install 'hybrid-ai[llm]'"
-        ) from exc
-    return torch, transformers
-
-
 def _export(model_dir: Path, target: Path) -> None:
     """Export from a private copy of the model, check it, then move it into place atomically."""
-    torch, transformers = _import_torch()
+    torch, transformers = import_backend()
     try:
         with quiet_loading(transformers):
             tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir, local_files_only=True)

@@ -1,5 +1,6 @@
-"""Model loading without transformers' progress bars, which do not belong in an engine's output.
+"""Model loading: the lazy torch/transformers import, without their progress bars.
 
+    torch, transformers = import_backend()
     with quiet_loading(transformers):
         model = transformers.AutoModel.from_pretrained(path, local_files_only=True)
 """
@@ -10,7 +11,21 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["quiet_loading"]
+from hybrid_ai._errors import MissingDependencyError
+
+__all__ = ["import_backend", "quiet_loading"]
+
+
+def import_backend() -> tuple[Any, Any]:
+    """``(torch, transformers)``, or the install line when they are missing."""
+    try:
+        import torch
+        import transformers
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "torch and transformers", "pip install 'hybrid-ai[llm]'"
+        ) from exc
+    return torch, transformers
 
 
 @contextlib.contextmanager
