@@ -26,11 +26,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from .._errors import HybridAIError
-from ._rete import Fact, Network, Rule, Token
+from ._rete import Block, Fact, Network, Rule, Token
 
 __all__ = ["Activation", "Engine", "Firing", "RuleLimitError", "Strategy"]
 
@@ -66,12 +66,14 @@ _WHAT = {"max_fires": "rules fired {value} times without reaching a fixpoint (a 
 
 @dataclass(eq=False, slots=True)
 class Activation:
-    """A rule matched by a token, waiting on the agenda."""
+    """A rule matched by a token, waiting on the agenda (``source``: the lazy block it came
+    from, if any)."""
 
     rule: Rule
     token: Token
     seq: int
     alive: bool = True
+    source: Block | None = None
 
     @property
     def env(self) -> dict[str, Any]:
@@ -82,39 +84,121 @@ class Activation:
         return {k: (v.id if isinstance(v, Fact) else v) for k, v in self.token.env.items()}
 
 
-@dataclass
 class Firing:
-    """What one firing did, for provenance: rule, bindings, matched and inserted fact ids."""
+    """What one firing did, for provenance: rule, bindings, matched fact ids, inserted facts.
 
-    rule: str
-    bindings: dict[str, Any]
-    matched: list[int]
-    inserted: list[Fact] = field(default_factory=list)
+    ``Firing(rule, token=t)`` reads bindings and matched ids from the match's token when first
+    asked: most firings are never looked at one by one, and a token never changes.
+    """
+
+    __slots__ = ("_bindings", "_matched", "inserted", "rule", "token")
+
+    def __init__(self, rule: str, bindings: dict[str, Any] | None = None,
+                 matched: list[int] | None = None, inserted: list[Fact] | None = None, *,
+                 token: Token | None = None) -> None:
+        self.rule, self._bindings, self._matched, self.token = rule, bindings, matched, token
+        self.inserted: list[Fact] = [] if inserted is None else inserted
+
+    @property
+    def bindings(self) -> dict[str, Any]:
+        if self._bindings is None:
+            env = self.token.env if self.token is not None else {}
+            self._bindings = {k: (v.id if isinstance(v, Fact) else v) for k, v in env.items()}
+        return self._bindings
+
+    @property
+    def matched(self) -> list[int]:
+        if self._matched is None:
+            facts = self.token.facts() if self.token is not None else []
+            self._matched = [f.id for f in facts]
+        return self._matched
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Firing):
+            return NotImplemented
+        return (self.rule, self.bindings, self.matched, self.inserted) == \
+            (other.rule, other.bindings, other.matched, other.inserted)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (f"Firing(rule={self.rule!r}, bindings={self.bindings!r}, "
+                f"matched={self.matched!r}, inserted={self.inserted!r})")
 
 
 class _Agenda:
-    """One heap per agenda group; popped activations that died meanwhile are skipped."""
+    """One heap per agenda group; popped activations that died meanwhile are skipped.
+
+    Entries are (-salience, +-seq, sub, item): ``item`` an Activation or a lazy Block, whose
+    matches share its seq and come out in their own order; ``sub`` -1 puts an activation taken
+    back (a firing limit) before the block it came from.
+    """
 
     def __init__(self, strategy: Strategy) -> None:
         self.sign = -1 if strategy == "depth" else 1
-        self.heaps: dict[str, list[tuple[int, int, Activation]]] = {}
+        self.newest = strategy == "depth"
+        self.heaps: dict[str, list[tuple[int, int, int, Activation | Block]]] = {}
         self.focus: list[str] = ["MAIN"]
 
+    def heap(self, group: str) -> list[tuple[int, int, int, Activation | Block]]:
+        heap = self.heaps.get(group)
+        if heap is None:
+            heap = self.heaps[group] = []
+        return heap
+
     def push(self, act: Activation) -> None:
-        entry = (-act.rule.salience, self.sign * act.seq, act)
-        heapq.heappush(self.heaps.setdefault(act.rule.group, []), entry)
+        """Put back an activation ``pop`` returned."""
+        block = act.source
+        if block is not None:
+            block.unget(act)
+            if block.done:  # taken off the heap with its last match: back on with it
+                block.done = False
+                self.add_block(block)
+            return
+        entry = (-act.rule.salience, self.sign * act.seq, -1, act)
+        heapq.heappush(self.heap(act.rule.group), entry)
+
+    def add_block(self, block: Block) -> None:
+        rule = block.rule
+        heapq.heappush(self.heap(rule.group), (-rule.salience, self.sign * block.seq, 0, block))
 
     def pop(self) -> Activation | None:
         while self.focus:
             heap = self.heaps.get(self.focus[-1], [])
             while heap:
-                act = heapq.heappop(heap)[2]
-                if act.alive:
-                    return act
+                item = heap[0][3]
+                if type(item) is Activation:
+                    heapq.heappop(heap)
+                    if item.alive:
+                        return item
+                    continue
+                assert isinstance(item, Block)
+                act: Activation | None = item.take(self._maker(item), self.newest)
+                if act is None or item.done:
+                    heapq.heappop(heap)
+                if act is not None:
+                    return act  # a block with more matches stays on the heap
+
             if len(self.focus) == 1:
                 return None
             self.focus.pop()  # an empty group hands focus back to the one below it
         return None
+
+    @staticmethod
+    def _maker(block: Block) -> Callable[[Token], Activation]:
+        return lambda token: Activation(block.rule, token, block.seq, source=block)
+
+    def pending(self) -> list[Activation]:
+        """Live activations in firing order per group (focus stack top first), not consumed."""
+        groups = list(dict.fromkeys([*reversed(self.focus), *self.heaps]))
+        out: list[Activation] = []
+        for group in groups:
+            for *_, item in sorted(self.heaps.get(group, []), key=lambda e: e[:3]):
+                if isinstance(item, Block):
+                    out.extend(item.peek(self._maker(item), self.newest))
+                elif item.alive:
+                    out.append(item)
+        return out
 
 
 class Engine:
@@ -153,8 +237,19 @@ class Engine:
         self._seq += 1
         if not self._seq & 1023:
             self._check_clock()  # a join that keeps matching must not outrun the deadline
-        token.activation = Activation(rule, token, self._seq)
-        self.agenda.push(token.activation)
+        act = token.activation = Activation(rule, token, self._seq)
+        entry = (-rule.salience, self.agenda.sign * self._seq, 0, act)
+        heapq.heappush(self.agenda.heap(rule.group), entry)
+
+    def schedule(self, rule: Rule, block: Block) -> None:
+        """A lazy block of matches arrived: one agenda entry for all of them."""
+        if rule.no_loop and self._firing is rule:
+            return  # made by the rule's own action: no_loop drops them all
+        self._seq += 1
+        if not self._seq & 1023:
+            self._check_clock()
+        block.seq = self._seq
+        self.agenda.add_block(block)
 
     def deactivate(self, token: Token) -> None:
         if token.activation is not None:
@@ -201,7 +296,8 @@ class Engine:
             if support.supports is None:
                 support.supports = []
             support.supports.append(fact)
-        self._settle()
+        if self._lost:
+            self._settle()
         return fact
 
     def insert_all(self, facts: Iterable[tuple[str, Mapping[str, Any]]]) -> list[Fact]:
@@ -251,6 +347,11 @@ class Engine:
         return [f for f in self.memory.values() if kind is None or f.kind == kind]
 
     # ---- running ---------------------------------------------------------------------------
+    def pending(self) -> list[Activation]:
+        """The live activations in the order they would fire (per agenda group, the focused
+        group first); the agenda is not consumed."""
+        return self.agenda.pending()
+
     def focus(self, group: str) -> None:
         """Put an agenda group on top of the focus stack."""
         self.agenda.focus.append(group)
@@ -311,7 +412,7 @@ class Engine:
     def fire(self, act: Activation) -> None:
         """Run one activation's actions (refraction: it is spent whatever they do)."""
         act.alive = False
-        record = Firing(act.rule.id, act.bindings(), [f.id for f in act.token.facts()])
+        record = Firing(act.rule.id, token=act.token)
         self.firings.append(record)
         self._firing, self._current = act.rule, record
         try:

@@ -151,15 +151,17 @@ def _rule(raw: Any, functions: Functions, where: Location) -> Rule:
     return Rule(raw["id"], independent_last(patterns), salience=salience,
                 no_loop=bool(raw.get("no_loop", False)),
                 group=str(raw.get("agenda_group") or "MAIN"), payload=actions,
-                makes=_made_kinds(raw["then"]))
+                makes=_made_kinds(raw["then"]),
+                logical=any(isinstance(a, Mapping) and "logical" in a for a in raw["then"]))
 
 
 def independent_last(patterns: list[Element]) -> list[Element]:
     """Move positive patterns that share no variable with any other element to the end.
 
     Such a pattern (a ``context`` or ``counter`` fact, say) only multiplies the matches, wherever
-    it stands; at the end, a change to it rebuilds one join instead of every join after it.
-    The set of matches is the same.
+    it stands; at the end, a change to it rebuilds one join instead of every join after it,
+    and the network can keep those last patterns as a lazy tail (``_rete.ProductNode``) whose
+    matches are built only when they fire. The set of matches is the same.
     """
     used = [_reads(p) for p in patterns]
     loose = [i for i, p in enumerate(patterns)
@@ -315,7 +317,10 @@ def _operator_test(name: str, spec: str, at: Location, functions: Functions,
     shifted = Location(at.file, at.line, (at.column or 6) - 5)  # "this " is put in front
     check = _expression("this " + spec, functions, set(bound) | {"this"}, shifted)
     if check_names(check) <= {"this"}:
-        alpha.append(AlphaTest(("test", name, spec), _alpha_check(name, check, spec)))
+        fast = _NUMERIC_TEST.fullmatch(spec)
+        compare = (name, fast.group(1), float(fast.group(2))) if fast else None
+        alpha.append(AlphaTest(("test", name, spec), _alpha_check(name, check, spec),
+                               compare=compare))
     else:
         tests.append((name, check))
 
@@ -413,7 +418,8 @@ def _value(spec: Any, functions: Functions, bound: dict[str, bool], where: Locat
 
 def _insert(kind: str, values: dict[str, Value], logical: bool) -> Action:
     def insert(engine: Engine, act: Activation) -> None:
-        data = {k: v(act.env) for k, v in values.items()}
+        env = act.token.env
+        data = {k: v(env) for k, v in values.items()}
         engine.note_insert(engine.insert(kind, data, support=act.token if logical else None))
 
     return insert
@@ -428,6 +434,7 @@ def _retract(var: str) -> Action:
 
 def _modify(var: str, values: dict[str, Value]) -> Action:
     def modify(engine: Engine, act: Activation) -> None:
-        engine.modify(act.env[var], {k: v(act.env) for k, v in values.items()})
+        env = act.token.env
+        engine.modify(env[var], {k: v(env) for k, v in values.items()})
 
     return modify

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from hybrid_ai._errors import ConfigError
 from hybrid_ai.rules import Engine, compile_rules
+from hybrid_ai.rules._rete import _tail_start
 
 
 def engine_for(*rules: dict[str, Any], **options: Any) -> Engine:
@@ -16,8 +18,7 @@ def engine_for(*rules: dict[str, Any], **options: Any) -> Engine:
 
 def pending(engine: Engine) -> list[tuple[str, dict[str, Any]]]:
     """The live activations, in the order they would fire (the agenda is not consumed)."""
-    live = [e[2] for heap in engine.agenda.heaps.values() for e in sorted(heap) if e[2].alive]
-    return [(a.rule.id, a.bindings()) for a in live]
+    return [(a.rule.id, a.bindings()) for a in engine.pending()]
 
 
 JOIN = {"id": "gold_order",
@@ -223,3 +224,142 @@ def test_a_missing_join_field_never_joins_even_with_null() -> None:
     assert pending(engine) == []
     engine.insert("b", {"k": None})
     assert len(pending(engine)) == 1
+
+
+# ---- lazy tails, indexes and retraction order -------------------------------------------------
+def _eager(rules: list[Any]) -> list[Any]:
+    """The same rules with lazy tails off (``logical`` rules keep every match as a token)."""
+    return [replace(r, logical=True) for r in rules]
+
+
+def _firings(engine: Engine) -> list[tuple[str, dict[str, Any], list[int]]]:
+    return [(f.rule, f.bindings, f.matched) for f in engine.firings]
+
+
+PRODUCT = [{"id": "log", "salience": 1,
+            "when": [{"order": {"id": "?o"}}, {"not": {"hold": {"order": "?o"}}},
+                     {"context": {"state": "go"}, "as": "?ctx"}, {"slot": {"n": "?n"}}],
+            "then": [{"insert": {"log": {"order": "?o", "slot": "?n"}}}]},
+           {"id": "pause", "when": [{"context": {"state": "go"}, "as": "?ctx"},
+                                    {"counter": {"n": "< 2"}, "as": "?c"}],
+            "then": [{"modify": {"?ctx": {"state": "wait"}}},
+                     {"modify": {"?c": {"n": "=?c.n + 1"}}}]},
+           {"id": "resume", "when": [{"context": {"state": "wait"}, "as": "?ctx"}],
+            "then": [{"modify": {"?ctx": {"state": "go"}}}]}]
+
+
+def _drive(rules: list[Any], strategy: str) -> Engine:
+    engine = Engine(rules, strategy=strategy)  # type: ignore[arg-type]
+    engine.insert_all([("slot", {"n": 1}), ("order", {"id": 1}), ("context", {"state": "go"}),
+                       ("order", {"id": 2}), ("slot", {"n": 2}), ("counter", {"n": 0})])
+    engine.run(limit=3)  # stops mid-block: the rest must come in the same order afterwards
+    engine.insert_all([("order", {"id": 3}), ("slot", {"n": 3}), ("hold", {"order": 2})])
+    engine.retract(engine.facts("slot")[0])
+    engine.run(limit=5)
+    engine.insert("order", {"id": 4})
+    engine.run()
+    return engine
+
+
+@pytest.mark.parametrize("strategy", ["depth", "breadth"])
+def test_a_lazy_tail_fires_exactly_like_the_eager_network(strategy: str) -> None:
+    rules = compile_rules(PRODUCT)
+    assert _tail_start(rules[0]) == 2 and _tail_start(_eager(rules)[0]) == 4
+    lazy, eager = _drive(rules, strategy), _drive(_eager(rules), strategy)
+    assert len(lazy.firings) > 20 and _firings(lazy) == _firings(eager)
+    assert [f.fields for f in lazy.memory.values()] == [f.fields for f in eager.memory.values()]
+
+
+def test_a_lazy_tail_builds_no_match_that_never_fires() -> None:
+    # 300 x 300 pairs: the eager network makes 90,000 matches, the lazy tail one per firing
+    spec = {"id": "pair", "when": [{"a": {"n": "?x"}}, {"b": {"n": "?y"}}],
+            "then": [{"insert": {"pair": {"a": "?x", "b": "?y"}}}]}
+    made = {}
+    for name, rules in (("lazy", compile_rules([spec])), ("eager", _eager(compile_rules([spec])))):
+        engine = Engine(rules)
+        engine.insert_all([("a", {"n": i}) for i in range(300)] +
+                          [("b", {"n": i}) for i in range(300)])
+        assert engine.run(limit=2) == 2
+        assert [f.bindings for f in engine.firings] == [{"x": 299, "y": 299}, {"x": 298, "y": 299}]
+        made[name] = engine.network.meter.count
+    assert made["lazy"] < 1_000 < 90_000 <= made["eager"]
+
+
+def test_a_lazy_tail_follows_retract_and_modify_of_its_facts() -> None:
+    (rule,) = compile_rules([{"id": "r", "when": [{"order": {"id": "?o"}},
+                                                  {"context": {"state": "go"}}],
+                              "then": []}])
+    engine = Engine()
+    ctx = engine.insert("context", {"state": "go"})
+    engine.insert_all([("order", {"id": 1}), ("order", {"id": 2})])
+    engine.add_rule(rule)  # added later: it sees the facts already there
+    assert [b["o"] for _, b in pending(engine)] == [2, 1]
+    engine.modify(ctx, {"state": "stop"})
+    assert pending(engine) == []
+    engine.modify(ctx, {"state": "go"})  # back, as a new arrival: both match again
+    assert [b["o"] for _, b in pending(engine)] == [2, 1]
+    engine.retract(engine.facts("order")[1])
+    assert engine.run() == 1 and engine.firings[0].bindings == {"o": 1}
+
+
+def test_join_on_two_variables_follows_retract_and_modify() -> None:
+    engine = engine_for({"id": "same", "when": [{"a": {"k": "?k", "v": "?v", "id": "?i"}},
+                                                {"b": {"k": "?k", "v": "?v", "id": "?j"}}],
+                         "then": []})
+    engine.insert_all([("a", {"k": 1, "v": [1, 2], "id": 1}), ("a", {"k": 1, "v": 3, "id": 2}),
+                       ("b", {"k": 1, "v": [1, 2], "id": 10}), ("b", {"k": 2, "v": 3, "id": 11})])
+    assert [(b["i"], b["j"]) for _, b in pending(engine)] == [(1, 10)]  # lists join by value
+    b11 = engine.facts("b")[1]
+    engine.modify(b11, {"k": 1})
+    assert sorted((b["i"], b["j"]) for _, b in pending(engine)) == [(1, 10), (2, 11)]
+    engine.modify(engine.facts("a")[1], {"v": 4})
+    engine.retract(engine.facts("a")[0])
+    assert pending(engine) == []
+    engine.insert("a", {"k": 1, "v": 3, "id": 3})
+    assert [(b["i"], b["j"]) for _, b in pending(engine)] == [(3, 11)]
+
+
+def test_a_join_index_built_late_sees_facts_asserted_before_it() -> None:
+    # alert's order index is built when the first flag arrives; orders changed before count
+    engine = engine_for({"id": "alert", "when": [{"flag": {"order": "?o"}},
+                                                 {"order": {"id": "?o", "amount": "> 100"}}],
+                         "then": []})
+    engine.insert_all([("order", {"id": i, "amount": 50 * i}) for i in range(5)])
+    engine.modify(engine.facts("order")[1], {"amount": 500})
+    engine.retract(engine.facts("order")[4])
+    engine.insert_all([("flag", {"order": i}) for i in range(5)])
+    assert sorted(b["o"] for _, b in pending(engine)) == [1, 3]
+
+
+def test_bisected_comparisons_accept_exactly_what_the_tests_accept() -> None:
+    ops = [">", ">=", "<", "<="]
+    bounds = [0, 1.5, 2, 2]
+    specs = [{"id": f"r{n}", "when": [{"x": {"v": f"{op} {b}"}}], "then": []}
+             for n, (op, b) in enumerate((op, b) for op in ops for b in bounds)]
+    values = [-1, 0, 1, 1.5, 2, 2.0, 3, 10**20, True, False, float("nan"), None, "missing"]
+    for value in values:
+        engine = Engine(compile_rules(specs))
+        engine.insert("x", {"v": value} if value != "missing" else {"w": 1})
+        expected = [f"r{n}" for n, (op, b) in enumerate((op, b) for op in ops for b in bounds)
+                    if _compare(value, op, b)]
+        assert sorted(r for r, _ in pending(engine)) == sorted(expected), value
+
+
+def _compare(value: Any, op: str, bound: float) -> bool:
+    if type(value) not in (int, float, bool):
+        return False  # null and missing values fail a comparison
+    return {">": value > bound, ">=": value >= bound, "<": value < bound,
+            "<=": value <= bound}[op]
+
+
+@pytest.mark.parametrize("lazy", [True, False])
+def test_a_retracted_fact_is_not_matched_by_what_its_retraction_unblocks(lazy: bool) -> None:
+    # d's retraction clears the negated conjunction; the `d: {}` pattern must not then match d
+    rules = compile_rules([{"id": "r", "when": [{"d": {}}, {"not": [{"d": {"x": "?r"}},
+                                                                   {"not": {"a": {"x": "?r"}}}]}],
+                            "then": []}])
+    engine = Engine(rules if lazy else _eager(rules))
+    d = engine.insert("d", {"x": 1})
+    assert pending(engine) == []
+    engine.retract(d)
+    assert pending(engine) == [] and engine.run() == 0
