@@ -22,11 +22,12 @@ def hybrid_ai_stages() -> Mapping[str, Callable[..., Any]]:
     from .llm._sentiment import SentimentStage
     from .llm._stages import EmbedStage, FewShotStage
     from .llm._tasks import ExtractStage, ZeroShotStage
-    from .ml import MLModelStage, TextClassifierStage
+    from .ml import CheapTextStage, MLModelStage, TextClassifierStage
     from .rules import RulesStage
     from .stream import WindowStage
 
     return {
+        "cheap_text": CheapTextStage,
         "decide": DecideStage,
         "embed": EmbedStage,
         "entities": EntitiesStage,

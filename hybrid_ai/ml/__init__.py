@@ -10,10 +10,17 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._cheap_stage import CheapTextStage
 from ._model_stage import MLModelStage
 from ._stages import TextClassifierStage
 
 if TYPE_CHECKING:
+    from ._cheap import (
+        CHEAP_MEMBERS,
+        WordVectors,
+        cheap_classifier,
+        stacking_oof,
+    )
     from ._datasets import (
         DATASETS,
         TextDataset,
@@ -25,8 +32,11 @@ if TYPE_CHECKING:
         calibration,
         cascade_curve,
         cascade_pick,
+        choose_threshold,
         confusion,
+        deferral_curve,
         evaluate,
+        fine_thresholds,
         metrics,
     )
     from ._features import (
@@ -65,6 +75,7 @@ if TYPE_CHECKING:
     from ._pipeline_eval import (
         eval_pipeline,
         score_results,
+        tune_cascades,
     )
     from ._train import (
         TRUSTED_TYPES,
@@ -89,6 +100,10 @@ if TYPE_CHECKING:
 # Everything but the stages loads on first use: the engine imports this package to register
 # text_classifier and ml_model, and scikit-learn/scipy cost about a second to import.
 _LAZY = {
+    "CHEAP_MEMBERS": "_cheap",
+    "WordVectors": "_cheap",
+    "cheap_classifier": "_cheap",
+    "stacking_oof": "_cheap",
     "DATASETS": "_datasets",
     "TextDataset": "_datasets",
     "load_dataset": "_datasets",
@@ -97,8 +112,11 @@ _LAZY = {
     "calibration": "_eval",
     "cascade_curve": "_eval",
     "cascade_pick": "_eval",
+    "choose_threshold": "_eval",
     "confusion": "_eval",
+    "deferral_curve": "_eval",
     "evaluate": "_eval",
+    "fine_thresholds": "_eval",
     "metrics": "_eval",
     "ALL_GROUPS": "_features",
     "FEATURE_GROUPS": "_features",
@@ -129,6 +147,7 @@ _LAZY = {
     "train_pipeline": "_pipeline",
     "eval_pipeline": "_pipeline_eval",
     "score_results": "_pipeline_eval",
+    "tune_cascades": "_pipeline_eval",
     "TRUSTED_TYPES": "_train",
     "TrainedModel": "_train",
     "data_hash": "_train",
@@ -158,6 +177,7 @@ __all__ = [
     "ABSTAIN",
     "ALL_GROUPS",
     "CALIBRATIONS",
+    "CHEAP_MEMBERS",
     "DATASETS",
     "FEATURE_GROUPS",
     "FEATURE_SETS",
@@ -167,6 +187,7 @@ __all__ = [
     "STRUCTURED_GROUPS",
     "THRESHOLDS",
     "TRUSTED_TYPES",
+    "CheapTextStage",
     "DawidSkene",
     "EmbeddingFeatures",
     "EmbeddingStore",
@@ -182,6 +203,7 @@ __all__ = [
     "TfidfFeatures",
     "TokenFeatures",
     "TrainedModel",
+    "WordVectors",
     "ablation",
     "apply_lfs",
     "build_classifier",
@@ -191,12 +213,16 @@ __all__ = [
     "calibration",
     "cascade_curve",
     "cascade_pick",
+    "cheap_classifier",
+    "choose_threshold",
     "confusion",
     "data_hash",
     "default_store",
+    "deferral_curve",
     "eval_pipeline",
     "evaluate",
     "feature_groups",
+    "fine_thresholds",
     "lexicon_lf",
     "lf_summary",
     "load_dataset",
@@ -209,7 +235,9 @@ __all__ = [
     "rule_lf",
     "save_model",
     "score_results",
+    "stacking_oof",
     "train",
     "train_pipeline",
     "train_records",
+    "tune_cascades",
 ]

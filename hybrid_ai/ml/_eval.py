@@ -2,9 +2,11 @@
 
 Usage: ``report = evaluate(model, test_texts, test_labels); report["accuracy"]``.
 
-The cascade lets the cheap TF-IDF model answer when its top probability clears a threshold and
-sends the rest to the fused (transformer-backed) model; the curve gives, per threshold, the
-share of inputs that reached the transformer and the accuracy of the whole cascade.
+The cascade lets a cheap model answer when its top probability clears a threshold and sends
+the rest to the fused (transformer-backed) model; the curve gives, per threshold, the share of
+inputs that reached the transformer and the accuracy of the whole cascade. Choose the threshold
+on validation predictions (:func:`choose_threshold`, every distinct confidence a candidate),
+then report it on the test split.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ._features import EmbeddingStore
 from ._models import feature_groups
@@ -24,8 +27,11 @@ __all__ = [
     "calibration",
     "cascade_curve",
     "cascade_pick",
+    "choose_threshold",
     "confusion",
+    "deferral_curve",
     "evaluate",
+    "fine_thresholds",
     "metrics",
 ]
 
@@ -73,23 +79,48 @@ def ablation(data: Sequence[Sequence[str]], *, features: str = "fused",
     return rows
 
 
+def deferral_curve(confidence: Sequence[float], first: Sequence[str], second: Sequence[str],
+                   truth: Sequence[str], thresholds: Sequence[float] | None = None,
+                   ) -> list[dict[str, float]]:
+    """Share deferred to ``second`` and cascade accuracy per threshold, from predictions.
+
+    The first stage answers where its ``confidence`` reaches the threshold (as the engine's
+    cascade does), ``second`` elsewhere. ``thresholds=None`` is the finest grid: every distinct
+    confidence, plus one above them all (everything deferred). Usage:
+    ``cascade_pick(deferral_curve(conf, cheap, fused, labels), reference=fused_accuracy)``.
+    """
+    conf = np.asarray(confidence, dtype=np.float64)
+    cheap_ok = np.asarray(first).astype(str) == np.asarray(truth).astype(str)
+    costly_ok = np.asarray(second).astype(str) == np.asarray(truth).astype(str)
+    grid = fine_thresholds(conf) if thresholds is None else np.asarray(thresholds, np.float64)
+    order = np.argsort(conf, kind="stable")
+    ranked = conf[order]
+    # Deferring the k least confident: fused right on those + cheap right on the rest.
+    fused = np.concatenate([[0], np.cumsum(costly_ok[order])])
+    cheap = np.concatenate([[0], np.cumsum(cheap_ok[order][::-1])])[::-1]
+    deferred = np.searchsorted(ranked, grid, side="left")  # how many lie below each threshold
+    n = max(1, len(conf))
+    return [{"threshold": float(t), "share_to_transformer": float(k / n),
+             "accuracy": float((fused[k] + cheap[k]) / n)} for t, k in zip(grid, deferred,
+                                                                          strict=True)]
+
+
+def fine_thresholds(confidence: Sequence[float] | NDArray[np.float64]) -> NDArray[np.float64]:
+    """Every distinct confidence, ascending, then one above the largest (defer everything)."""
+    values = np.unique(np.asarray(confidence, dtype=np.float64))
+    top = float(values[-1]) if len(values) else 1.0
+    return np.append(values, np.nextafter(max(top, 1.0), np.inf))
+
+
 def cascade_curve(first: TrainedModel, second: TrainedModel, texts: Sequence[str],
                   labels: Sequence[str],
-                  thresholds: Sequence[float] = THRESHOLDS) -> list[dict[str, float]]:
-    """Share sent to ``second`` and cascade accuracy per threshold on ``first``'s confidence."""
+                  thresholds: Sequence[float] | None = THRESHOLDS) -> list[dict[str, float]]:
+    """Share sent to ``second`` and cascade accuracy per threshold on ``first``'s confidence
+    (``thresholds=None``: every distinct confidence, see :func:`deferral_curve`)."""
     proba = np.asarray(first.predict_proba(texts))
     classes = np.asarray(first.classifier.classes_).astype(str)
-    cheap = classes[proba.argmax(axis=1)]
-    confident = proba.max(axis=1)
-    costly = np.asarray(second.predict(texts))
-    truth = np.asarray([str(label) for label in labels])
-    curve = []
-    for threshold in thresholds:
-        deferred = confident < threshold
-        answer = np.where(deferred, costly, cheap)
-        curve.append({"threshold": float(threshold), "share_to_transformer": float(deferred.mean()),
-                      "accuracy": float((answer == truth).mean())})
-    return curve
+    return deferral_curve(proba.max(axis=1), classes[proba.argmax(axis=1)],
+                          second.predict(texts), labels, thresholds)
 
 
 def cascade_pick(curve: Sequence[Mapping[str, float]], reference: float | None = None,
@@ -100,7 +131,8 @@ def cascade_pick(curve: Sequence[Mapping[str, float]], reference: float | None =
 
     By default the lowest share whose accuracy stays within ``tolerance`` of ``reference`` (the
     full model's accuracy); ``target_accuracy`` asks for the lowest share reaching it instead;
-    ``budget`` (a share, 0-1) for the most accurate row that sends at most that share on.
+    ``budget`` (a share, 0-1) for the most accurate row that sends at most that share on (the
+    lower share among equals).
     """
     rows = list(curve)
     if budget is not None:
@@ -114,6 +146,22 @@ def cascade_pick(curve: Sequence[Mapping[str, float]], reference: float | None =
     # 1e-9: 0.3 points below must count as within despite float rounding.
     within = [r for r in rows if r["accuracy"] >= target_accuracy - 1e-9]
     return dict(min(within, key=lambda r: r[share_key])) if within else None
+
+
+def choose_threshold(confidence: Sequence[float], first: Sequence[str], second: Sequence[str],
+                     truth: Sequence[str], *, tolerance: float = 0.003,
+                     target_accuracy: float | None = None,
+                     budget: float | None = None) -> dict[str, float] | None:
+    """The threshold for a goal, chosen on validation predictions over the finest grid.
+
+    Give out-of-sample predictions of both stages (out-of-fold on the training split, or a
+    held-out split): ``choose_threshold(conf, cheap, fused, labels, budget=0.25)``. The goal is
+    as in :func:`cascade_pick`; by default, within ``tolerance`` of ``second``'s accuracy.
+    """
+    curve = deferral_curve(confidence, first, second, truth)
+    reference = float(np.mean(np.asarray(second).astype(str) == np.asarray(truth).astype(str)))
+    return cascade_pick(curve, reference, tolerance, target_accuracy=target_accuracy,
+                        budget=budget)
 
 
 def calibration(confidences: Sequence[float], correct: Sequence[bool],

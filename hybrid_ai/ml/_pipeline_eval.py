@@ -6,8 +6,9 @@ Cases run through the real engine (cascades stop, routes choose, rules veto), so
 are those of the deployed pipeline. An abstention counts as a wrong answer and is reported
 apart. Ablation removes each stage in turn (its facts are never written; everything after it
 runs on what is left) and, given training data, refits each ``ml_model`` stage without each of
-its feature groups. The cascade curve re-runs the cases with the cheap steps' thresholds set to
-each value of ``thresholds``.
+its feature groups. The cascade curve runs the cases once per cascade step (stopping there) and
+reads every threshold's outcome off those runs (:func:`table_curve`); :func:`tune_cascades` sets
+the thresholds from validation cases.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from .._result import Result
 from ._eval import THRESHOLDS, calibration, cascade_pick, confusion, metrics
 from ._pipeline import LabelledCases, _ordered, apply_models, is_trainable, run_stages
 
-__all__ = ["ABSTAIN", "eval_pipeline", "score_results"]
+__all__ = ["ABSTAIN", "cascade_table", "eval_pipeline", "score_results", "table_curve",
+           "tune_cascades"]
 
 ABSTAIN = "(abstain)"
 
@@ -85,7 +87,9 @@ def eval_pipeline(spec: Any, test: LabelledCases, *, models: str | Path | None =
     """The whole evaluation report (see the module docstring); PNGs go to ``plots``.
 
     ``target_accuracy`` / ``budget`` (a share of cases, 0-1) add each cascade's threshold
-    chosen for that goal (:func:`cascade_pick`).
+    chosen for that goal (:func:`cascade_pick`, every distinct confidence a candidate). Picks
+    made on these cases describe them; to set thresholds, pick on validation cases
+    (:func:`tune_cascades`) and report on test cases.
     """
     if models is not None:
         folder = Path(models)
@@ -94,14 +98,7 @@ def eval_pipeline(spec: Any, test: LabelledCases, *, models: str | Path | None =
     with Engine(spec) as engine:
         report: dict[str, Any] = {"pipeline": spec.name, "data": test.source}
         report |= _run(engine, test)
-        report["cascades"] = _cascades(engine, test, thresholds, report["accuracy"])
-        for found in report["cascades"]:
-            if target_accuracy is not None:
-                found["pick_target"] = cascade_pick(found["curve"], share_key="share_to_last",
-                                                    target_accuracy=target_accuracy)
-            if budget is not None:
-                found["pick_budget"] = cascade_pick(found["curve"], share_key="share_to_last",
-                                                    budget=budget)
+        report["cascades"] = _cascades(engine, test, thresholds, target_accuracy, budget)
         if ablation:
             report["ablation"] = _stage_ablation(engine, test, report)
             if train is not None:
@@ -171,15 +168,22 @@ def _groups(stage: Any) -> list[str]:
 
 
 def _cascades(engine: Engine, test: LabelledCases, thresholds: Sequence[float],
-              reference: float) -> list[dict[str, Any]]:
+              target_accuracy: float | None, budget: float | None) -> list[dict[str, Any]]:
     found = []
     for node in _cascade_nodes(engine.graph):
-        curve = [_cascade_point(engine, node, test, t) for t in thresholds]
-        everything = _cascade_point(engine, node, test, 1.01)  # no step ever stops it
-        found.append({"stages": [s.id for s in node.steps], "curve": curve,
-                      "all_stages": everything,
-                      "pick_within_0.3": cascade_pick(curve, everything["accuracy"],
-                                                      share_key="share_to_last")})
+        table = cascade_table(engine, node, test)
+        everything = table_curve(table, [_NEVER])[0]  # no step ever stops it
+        fine = table_curve(table)
+        row = {"stages": [s.id for s in node.steps], "curve": table_curve(table, thresholds),
+               "all_stages": everything,
+               "pick_within_0.3": cascade_pick(fine, everything["accuracy"],
+                                               share_key="share_to_last")}
+        if target_accuracy is not None:
+            row["pick_target"] = cascade_pick(fine, share_key="share_to_last",
+                                              target_accuracy=target_accuracy)
+        if budget is not None:
+            row["pick_budget"] = cascade_pick(fine, share_key="share_to_last", budget=budget)
+        found.append(row)
     return found
 
 
@@ -199,17 +203,83 @@ def _cascade_nodes(graph: Graph) -> list[CascadeNode]:
     return out
 
 
-def _cascade_point(engine: Engine, node: CascadeNode, test: LabelledCases,
-                   threshold: float) -> dict[str, Any]:
-    saved = [s.threshold for s in node.steps]
-    for step in node.steps[:-1]:
-        step.threshold = threshold
+_NEVER = 1.01  # above any confidence: the step never stops the cascade
+
+
+def cascade_table(engine: Engine, node: CascadeNode, data: LabelledCases) -> dict[str, Any]:
+    """Per case, each non-last step's confidence and the decision when the cascade stops at
+    each step: one engine run per step, from which :func:`table_curve` gives the cascade at
+    any threshold without running it again."""
+    steps, saved = node.steps, [s.threshold for s in node.steps]
+    decisions: list[list[str]] = []
+    results: list[Result] = []
     try:
-        found = _run(engine, test)
+        for k in range(len(steps)):
+            for j, step in enumerate(steps[:-1]):
+                step.threshold = 0.0 if j == k else _NEVER
+            results = engine.run_batch(data.cases, concurrency=4)
+            decisions.append([ABSTAIN if r.decision is None else str(r.decision)
+                              for r in results])
     finally:
-        for step, value in zip(node.steps, saved, strict=True):
+        for step, value in zip(steps, saved, strict=True):
             step.threshold = value
-    last = node.steps[-1].id
-    return {"threshold": threshold, "accuracy": found["accuracy"],
-            "share_to_last": found["cost"]["stage_share"].get(last, 0.0),
-            "mean_cost": found["cost"]["mean_cost"]}
+    confidence = [[_step_confidence(r, step.id) for r in results] for step in steps[:-1]]
+    step_costs = [float(step.cost) for step in steps]
+    outside = _costs(results)["mean_cost"] - sum(step_costs)  # the rest of the pipeline
+    return {"decisions": decisions, "confidence": confidence, "truth": list(data.labels),
+            "step_costs": step_costs, "other_cost": outside}
+
+
+def _step_confidence(result: Result, step: str) -> float:
+    found = [t.confidence for t in result.trace if t.stage == step and t.confidence is not None]
+    return float(found[-1]) if found else float("-inf")  # no confidence: never stops there
+
+
+def table_curve(table: dict[str, Any],
+                thresholds: Sequence[float] | None = None) -> list[dict[str, Any]]:
+    """The cascade's accuracy, share reaching the last step and mean cost per threshold (the
+    same for every step but the last); ``None``: every distinct confidence."""
+    import numpy as np
+
+    from ._eval import fine_thresholds
+
+    conf = np.asarray(table["confidence"], dtype=np.float64).reshape(
+        len(table["decisions"]) - 1, len(table["truth"]))
+    right = np.asarray(table["decisions"]) == np.asarray(table["truth"], dtype=str)
+    paid = np.cumsum(table["step_costs"])
+    finite = conf[np.isfinite(conf)]
+    grid = fine_thresholds(finite) if thresholds is None else thresholds
+    last, rows = len(table["decisions"]) - 1, []
+    for t in grid:
+        stops = np.vstack([conf >= t, np.ones((1, conf.shape[1]), dtype=bool)])
+        answer = stops.argmax(axis=0)  # the first step confident enough, else the last
+        rows.append({"threshold": float(t),
+                     "accuracy": float(right[answer, np.arange(len(answer))].mean()),
+                     "share_to_last": float((answer == last).mean()),
+                     "mean_cost": float(table["other_cost"] + paid[answer].mean())})
+    return rows
+
+
+def tune_cascades(engine: Engine, validation: LabelledCases, *, tolerance: float = 0.003,
+                  target_accuracy: float | None = None,
+                  budget: float | None = None) -> list[dict[str, Any]]:
+    """Set every cascade's thresholds from validation cases; returns what was chosen.
+
+    ``tune_cascades(engine, read_cases("val.csv"), budget=0.25)``. Every distinct confidence
+    is a candidate; the goal is as in :func:`cascade_pick` (by default the lowest share within
+    ``tolerance`` of running every step). A cascade no threshold satisfies keeps its own.
+    """
+    chosen = []
+    for node in _cascade_nodes(engine.graph):
+        table = cascade_table(engine, node, validation)
+        fine = table_curve(table)
+        reference = table_curve(table, [_NEVER])[0]["accuracy"]
+        pick = cascade_pick(fine, reference, tolerance, target_accuracy=target_accuracy,
+                            budget=budget, share_key="share_to_last")
+        if pick is not None:
+            for step in node.steps[:-1]:
+                step.threshold = pick["threshold"]
+        chosen.append({"stages": [s.id for s in node.steps], "pick": pick,
+                       "validation_all_stages": reference,
+                       "thresholds": [s.threshold for s in node.steps]})
+    return chosen

@@ -43,6 +43,7 @@ _SKOPS_INSTALL = "pip install skops"
 
 # Everything a model built by build_classifier may hold; skops refuses any other type.
 TRUSTED_TYPES: tuple[str, ...] = (
+    "hybrid_ai.ml._cheap.WordVectors",
     "hybrid_ai.ml._features.EmbeddingFeatures",
     "hybrid_ai.ml._features.FusedFeatures",
     "hybrid_ai.ml._features.NumericFeatures",

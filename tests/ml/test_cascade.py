@@ -1,0 +1,185 @@
+"""Cascades: thresholds from validation predictions, the cheap stack, the engine's cascade."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hybrid_ai import Case, Engine
+from hybrid_ai._config import read_pipeline
+from hybrid_ai.ml import (
+    EmbeddingStore,
+    TrainedModel,
+    WordVectors,
+    cheap_classifier,
+    choose_threshold,
+    deferral_curve,
+    load_dataset,
+    load_model,
+    save_model,
+    stacking_oof,
+    train,
+    tune_cascades,
+)
+from hybrid_ai.ml._pipeline import LabelledCases, train_pipeline
+from hybrid_ai.ml._pipeline_eval import _cascade_nodes, cascade_table, table_curve
+
+from . import CountingEncoder
+
+LEXICAL = ("tfidf", "nb")  # no encoder: quick, and the stack still has two members
+
+
+@pytest.fixture(scope="module")
+def sst2() -> tuple[list[str], list[str], list[str], list[str]]:
+    """A real slice of SST-2: 900 training and 400 test sentences."""
+    data = load_dataset("sst2")
+    return (list(data.train_texts[:900]), list(data.train_labels[:900]),
+            list(data.test_texts[:400]), list(data.test_labels[:400]))
+
+
+def _brute(conf: list[float], first: list[str], second: list[str], truth: list[str],
+           t: float) -> tuple[float, float]:
+    answer = [a if c >= t else b for c, a, b in zip(conf, first, second, strict=True)]
+    right = np.mean([a == y for a, y in zip(answer, truth, strict=True)])
+    return float(np.mean([c < t for c in conf])), float(right)
+
+
+def test_deferral_curve_covers_every_distinct_confidence() -> None:
+    rng = np.random.default_rng(0)
+    conf = list(np.round(rng.random(60), 1))  # many ties
+    truth = list(rng.choice(["a", "b"], 60))
+    first = [y if rng.random() < 0.7 else "c" for y in truth]
+    second = [y if rng.random() < 0.9 else "c" for y in truth]
+    curve = deferral_curve(conf, first, second, truth)
+    assert len(curve) == len(set(conf)) + 1
+    assert curve[0]["share_to_transformer"] == 0 and curve[-1]["share_to_transformer"] == 1
+    for row in curve:
+        assert (row["share_to_transformer"], row["accuracy"]) == pytest.approx(
+            _brute(conf, first, second, truth, row["threshold"]))
+
+
+def test_threshold_chosen_on_validation_meets_its_goal_there(sst2: tuple[list[str], ...]
+                                                             ) -> None:
+    train_x, train_y = sst2[0][:600], sst2[1][:600]
+    from sklearn.model_selection import cross_val_predict
+
+    cheap, costly = train(train_x, train_y, features="word"), train(train_x, train_y,
+                                                                    features="tfidf")
+    # Out-of-fold predictions: what each stage does on texts it was not fitted on.
+    proba = cross_val_predict(cheap.classifier, train_x, train_y, cv=5, method="predict_proba")
+    classes = np.asarray(sorted(set(train_y)))
+    first, conf = list(classes[proba.argmax(axis=1)]), list(proba.max(axis=1))
+    second = list(cross_val_predict(costly.classifier, train_x, train_y, cv=5))
+    full = float(np.mean(np.asarray(second) == np.asarray(train_y)))
+    picked = choose_threshold(conf, first, second, train_y, tolerance=0.003)
+    assert picked is not None and picked["accuracy"] >= full - 0.003 - 1e-9
+    share, accuracy = _brute(conf, first, second, train_y, picked["threshold"])
+    assert (share, accuracy) == pytest.approx((picked["share_to_transformer"],
+                                               picked["accuracy"]))
+    cheaper = [r for r in deferral_curve(conf, first, second, train_y)
+               if r["share_to_transformer"] < share]
+    assert all(r["accuracy"] < full - 0.003 for r in cheaper)  # none cheaper reaches it
+    budget = choose_threshold(conf, first, second, train_y, budget=0.2)
+    assert budget is not None and budget["share_to_transformer"] <= 0.2
+
+
+def test_cheap_stack_ranks_its_errors_last(sst2: tuple[list[str], ...]) -> None:
+    train_x, train_y, test_x, test_y = sst2
+    stack = cheap_classifier(LEXICAL).fit(train_x, train_y)
+    proba = stack.predict_proba(test_x)
+    wrong = stack.classes_[proba.argmax(axis=1)] != np.asarray(test_y)
+    unsure = proba.max(axis=1) < np.quantile(proba.max(axis=1), 0.25)
+    # The quarter it is least sure of holds well over a quarter of its errors (measured on
+    # this slice: twice the error rate of the rest, 40 % of the errors).
+    assert wrong[unsure].mean() > 1.5 * wrong[~unsure].mean()
+    assert wrong[unsure].sum() > 0.33 * wrong.sum()
+
+
+def test_stacking_oof_reuses_known_members(sst2: tuple[list[str], ...]) -> None:
+    train_x, train_y = sst2[0][:300], sst2[1][:300]
+    oof, members = stacking_oof(cheap_classifier(LEXICAL), train_x, train_y)
+    assert oof.shape == (300, 2) and np.allclose(oof.sum(axis=1), 1)
+    assert set(members) == set(LEXICAL)
+    again, _ = stacking_oof(cheap_classifier(LEXICAL), train_x, train_y, known=members)
+    assert np.allclose(again, oof)
+    right = np.asarray(sorted(set(train_y)))[oof.argmax(axis=1)] == np.asarray(train_y)
+    assert right.mean() > 0.6  # out of fold, yet well above chance
+
+
+def test_word_vectors_encode_the_vocabulary_once_and_never_the_inputs(tmp_path: Path) -> None:
+    encoder = CountingEncoder()
+    store = EmbeddingStore(encoder, cache_dir=None)
+    texts = ["the card never arrived", "refund my money", "my card is lost"] * 4
+    labels = ["card", "refund", "card"] * 4
+    stack = cheap_classifier(("tfidf", "vectors"), store=store, cv=2).fit(texts, labels)
+    assert sorted(encoder.encoded) == sorted({w for t in texts for w in t.split()})
+    seen = encoder.calls
+    rows = WordVectors(store=store).fit(texts).transform(["card arrived", "zzz unknown"])
+    assert encoder.calls == seen and np.allclose(np.linalg.norm(rows, axis=1), [1, 0])
+    save_model(TrainedModel(stack, {}), tmp_path)
+    loaded = load_model(tmp_path)  # WordVectors is a trusted type; no encoder is saved
+    assert loaded.predict(["where is my card"]) == list(stack.predict(["where is my card"]))
+    assert encoder.calls == seen
+
+
+PIPELINE = """\
+name: trec-cheap-first
+pipeline:
+  cascade:
+    stages:
+      - stage: cheap_text
+        id: cheap
+        threshold: 0.99
+        with: {members: [tfidf, nb], name: cheap}
+      - stage: ml_model
+        id: costly
+        cost: 10
+        with: {features: [word, char], name: costly}
+"""
+
+
+@pytest.fixture(scope="module")
+def trec_engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    data = load_dataset("trec")
+    cases = LabelledCases([Case(text=t) for t in data.train_texts[:500]],
+                          list(data.train_labels[:500]))
+    folder = tmp_path_factory.mktemp("cascade")
+    train_pipeline(read_pipeline("p.yaml", text=PIPELINE), cases, output=folder)
+    return Engine.from_yaml(folder / "pipeline.yaml")
+
+
+def test_tune_cascades_sets_a_threshold_that_holds_in_the_engine(trec_engine: Engine) -> None:
+    data = load_dataset("trec")
+    val = LabelledCases([Case(text=t) for t in data.train_texts[500:700]],
+                        list(data.train_labels[500:700]))
+    node = _cascade_nodes(trec_engine.graph)[0]
+    chosen = tune_cascades(trec_engine, val, budget=0.3)
+    pick = chosen[0]["pick"]
+    assert pick is not None and pick["share_to_last"] <= 0.3
+    assert node.steps[0].threshold == pick["threshold"]
+    # The figures read off the table are what the engine does at that threshold.
+    results = trec_engine.run_batch(val.cases)
+    reached = np.mean([any(t.stage == "costly" and t.status == "ok" for t in r.trace)
+                       for r in results])
+    right = np.mean([str(r.decision) == y for r, y in zip(results, val.labels, strict=True)])
+    assert (reached, right) == pytest.approx((pick["share_to_last"], pick["accuracy"]))
+
+
+def test_table_curve_reads_any_threshold_off_one_run_per_step(trec_engine: Engine) -> None:
+    data = load_dataset("trec")
+    test = LabelledCases([Case(text=t) for t in data.test_texts[:120]],
+                         list(data.test_labels[:120]))
+    node = _cascade_nodes(trec_engine.graph)[0]
+    rows = table_curve(cascade_table(trec_engine, node, test), [0.0, 0.8, 1.01])
+    assert rows[0]["share_to_last"] == 0 and rows[-1]["share_to_last"] == 1
+    assert rows[-1]["mean_cost"] == pytest.approx(11) and rows[0]["mean_cost"] == 1
+    saved = node.steps[0].threshold
+    node.steps[0].threshold = 0.8
+    try:
+        results = trec_engine.run_batch(test.cases)
+    finally:
+        node.steps[0].threshold = saved
+    right = np.mean([str(r.decision) == y for r, y in zip(results, test.labels, strict=True)])
+    assert rows[1]["accuracy"] == pytest.approx(right)
