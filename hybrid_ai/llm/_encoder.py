@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from hybrid_ai._errors import ConfigError, InputError, MissingDependencyError
 from hybrid_ai.llm._cache import EmbeddingCache
 from hybrid_ai.llm._onnx import OnnxModel, have_onnxruntime, load_onnx
-from hybrid_ai.llm._quiet import import_backend, quiet_loading
+from hybrid_ai.llm._quiet import import_backend, load_local
 
 if TYPE_CHECKING:
     import torch
@@ -135,13 +135,8 @@ def _shared_model(path: Path, device: str, onnx_threads: int = 0) -> _Loaded:
 
 
 def _load_onnx(path: Path, threads: int) -> _Loaded:
-    torch, transformers = import_backend()
-    try:
-        with quiet_loading(transformers):
-            tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
-            config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ConfigError(f"could not load an encoder from {path}: {exc}") from exc
+    torch, _ = import_backend()
+    tokenizer, config = load_local(path, "AutoConfig", what="an encoder")
     session = load_onnx(path, threads)
     _prime(tokenizer)
     limit = int(getattr(tokenizer, "model_max_length", 0) or 0)
@@ -151,17 +146,9 @@ def _load_onnx(path: Path, threads: int) -> _Loaded:
 
 
 def _load(path: Path, device: str) -> _Loaded:
-    torch, transformers = import_backend()
+    torch, _ = import_backend()
     target = _torch_device(torch, device)
-    try:
-        with quiet_loading(transformers):
-            tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
-            model = transformers.AutoModel.from_pretrained(path, local_files_only=True)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ConfigError(
-            f"could not load an encoder from {path}: {exc}; model_path must hold a transformers "
-            "model saved with save_pretrained (config.json, weights and tokenizer files)"
-        ) from exc
+    tokenizer, model = load_local(path, "AutoModel", what="an encoder")
     # float32 on purpose: it is what sentence-transformers computes, so vectors agree to 1e-6.
     model = model.to(device=target, dtype=torch.float32).eval()
     _prime(tokenizer)

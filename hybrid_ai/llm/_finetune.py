@@ -35,7 +35,7 @@ import numpy as np
 
 from .._errors import ConfigError, InputError
 from ._encoder import _checked_dir, default_model_path
-from ._quiet import import_backend, quiet_loading
+from ._quiet import import_backend, load_local, quiet_loading
 
 __all__ = ["METHODS", "TuneReport", "sample_per_class", "tune_encoder"]
 
@@ -161,13 +161,8 @@ def _shuffled_batches(count: int, size: int, rng: random.Random) -> list[list[in
 
 
 def _load(base: Path, max_length: int, batch_size: int) -> _Run:
-    torch, transformers = import_backend()
-    try:
-        with quiet_loading(transformers):
-            tokenizer = transformers.AutoTokenizer.from_pretrained(base, local_files_only=True)
-            model = transformers.AutoModel.from_pretrained(base, local_files_only=True)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ConfigError(f"could not load the encoder to tune from {base}: {exc}") from exc
+    torch, _ = import_backend()
+    tokenizer, model = load_local(base, "AutoModel", what="the encoder to tune")
     # A private copy in float32: the process-wide shared encoder must never see these updates.
     return _Run(torch, tokenizer, model.to(dtype=torch.float32), max_length, batch_size)
 

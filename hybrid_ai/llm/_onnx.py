@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from hybrid_ai._errors import ConfigError, MissingDependencyError
 from hybrid_ai.llm._cache import cache_root
-from hybrid_ai.llm._quiet import import_backend, quiet_loading
+from hybrid_ai.llm._quiet import import_backend, load_local
 
 __all__ = ["OnnxModel", "have_onnxruntime", "load_onnx"]
 
@@ -114,16 +114,10 @@ def _import_onnxruntime() -> Any:
 
 def _export(model_dir: Path, target: Path) -> None:
     """Export from a private copy of the model, check it, then move it into place atomically."""
-    torch, transformers = import_backend()
-    try:
-        with quiet_loading(transformers):
-            tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-            # Eager attention traces to plain ops; SDPA bakes trace-time shapes into its masks.
-            model = transformers.AutoModel.from_pretrained(
-                model_dir, local_files_only=True, attn_implementation="eager"
-            )
-    except (OSError, ValueError, KeyError) as exc:
-        raise ConfigError(f"could not load an encoder from {model_dir} to export: {exc}") from exc
+    torch, _ = import_backend()
+    # Eager attention traces to plain ops; SDPA bakes trace-time shapes into its masks.
+    tokenizer, model = load_local(model_dir, "AutoModel", what="an encoder to export",
+                                  attn_implementation="eager")
     model = model.to(dtype=torch.float32).eval()
     probe = dict(tokenizer(_PROBE, padding=True, return_tensors="pt"))
     expected = _torch_hidden(torch, model, probe)

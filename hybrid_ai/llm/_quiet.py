@@ -13,7 +13,7 @@ from typing import Any
 
 from hybrid_ai._errors import MissingDependencyError
 
-__all__ = ["import_backend", "quiet_loading"]
+__all__ = ["import_backend", "load_local", "quiet_loading"]
 
 
 def import_backend() -> tuple[Any, Any]:
@@ -39,3 +39,25 @@ def quiet_loading(transformers: Any) -> Iterator[None]:
     finally:
         if was_on:
             logging.enable_progress_bar()
+
+
+def load_local(path: Any, loader: str, *, what: str, **options: Any) -> tuple[Any, Any]:
+    """``(tokenizer, AutoX.from_pretrained(path))`` from local files only, quietly.
+
+    ``load_local(path, "AutoModel", what="an encoder")``; a missing or broken folder becomes a
+    ConfigError naming ``what`` and ``path``.
+    """
+    from hybrid_ai._errors import ConfigError
+
+    _, transformers = import_backend()
+    try:
+        with quiet_loading(transformers):
+            tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+            loaded = getattr(transformers, loader).from_pretrained(
+                path, local_files_only=True, **options)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(
+            f"could not load {what} from {path}: {exc}; the folder must hold a transformers "
+            "model saved with save_pretrained (config.json, weights and tokenizer files)"
+        ) from exc
+    return tokenizer, loaded
