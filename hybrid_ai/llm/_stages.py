@@ -46,7 +46,8 @@ class _EncoderStage(BaseStage):
                                         batch_size=self.params.get("batch_size", 32),
                                         max_length=self.params.get("max_length", 256),
                                         num_threads=self.params.get("num_threads"),
-                                        runtime=self.params.get("runtime", "auto"))
+                                        runtime=self.params.get("runtime", "auto"),
+                                        max_batch_tokens=self.params.get("max_batch_tokens"))
         return self._encoder
 
     def _embedding(self, view: FactView) -> tuple[NewFact | None, list[str]]:
@@ -65,9 +66,11 @@ class EmbedStage(_EncoderStage):
 
     def __init__(self, *, model_path: str | None = None, batch_size: int = 32,
                  max_length: int = 256, num_threads: int | None = None,
-                 field: str | None = None, runtime: str = "auto") -> None:
+                 field: str | None = None, runtime: str = "auto",
+                 max_batch_tokens: int | None = None) -> None:
         super().__init__(model_path=model_path, batch_size=batch_size, max_length=max_length,
-                         num_threads=num_threads, field=field, runtime=runtime)
+                         num_threads=num_threads, field=field, runtime=runtime,
+                         max_batch_tokens=max_batch_tokens)
 
     def warm_up(self) -> None:
         self.encoder.warm_up()

@@ -56,6 +56,37 @@ def test_order_is_restored_after_length_bucketing(encoder: Encoder) -> None:
     np.testing.assert_allclose(shuffled, reference[order], atol=1e-5)
 
 
+def test_token_budget_splits_passes_and_keeps_vectors(
+    encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    passes: list[int] = []
+    forward = Encoder._forward
+
+    def counting(self: Encoder, loaded: object, batch: object) -> object:
+        passes.append(len(batch.ids))  # type: ignore[attr-defined]
+        return forward(self, loaded, batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Encoder, "_forward", counting)
+    budgeted = _sibling(encoder, batch_size=32, max_batch_tokens=40)
+    vectors = budgeted.encode(TEXTS)
+    # The widest text (~20 tokens) goes with at most one other; shorter ones fill passes of more.
+    assert len(passes) > 1 and sum(passes) == len(TEXTS)
+    assert passes[0] <= 2 and max(passes) > passes[0]
+    passes.clear()
+    np.testing.assert_allclose(vectors, _sibling(encoder, max_batch_tokens=10**6).encode(TEXTS),
+                               atol=1e-5)
+    assert passes == [len(TEXTS)]
+
+
+def test_batches_fill_to_size_and_budget() -> None:
+    widths = [50, 30, 10, 10, 10, 10]
+    order = list(range(6))
+    assert list(_encoder._batches(order, widths, 4, None)) == [[0, 1, 2, 3], [4, 5]]
+    # 60 tokens: one 50-token text alone, two 30-wide, then four 10-wide (size caps at 4).
+    assert list(_encoder._batches(order, widths, 4, 60)) == [[0], [1, 2], [3, 4, 5]]
+    assert list(_encoder._batches(order, widths, 4, 20)) == [[0], [1], [2, 3], [4, 5]]
+
+
 def test_batch_equals_one_at_a_time(encoder: Encoder) -> None:
     together = encoder.encode(TEXTS)
     alone = np.stack([encoder.encode([text])[0] for text in TEXTS])
@@ -128,6 +159,8 @@ def test_bad_settings_are_config_errors() -> None:
         Encoder(batch_size=0)
     with pytest.raises(ConfigError, match="num_threads"):
         Encoder(num_threads=-2)
+    with pytest.raises(ConfigError, match="max_batch_tokens"):
+        Encoder(max_batch_tokens=0)
 
 
 def test_missing_default_model_package(monkeypatch: pytest.MonkeyPatch) -> None:
