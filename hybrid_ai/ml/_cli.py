@@ -101,8 +101,24 @@ def _pipeline_spec(pipeline: Path | None, preset: str | None) -> Any:
     return preset_pipeline(preset) if preset is not None else read_pipeline(pipeline or "")
 
 
+def _cascade_goal(keep: bool, tolerance: float, target: float | None,
+                  budget: float | None) -> Any:
+    from ._pipeline import CascadeGoal
+
+    if keep and (target is not None or budget is not None):
+        raise ConfigError("--keep-thresholds keeps the file's thresholds; drop --cascade-target "
+                          "and --cascade-budget, or drop --keep-thresholds")
+    if target is not None and budget is not None:
+        raise ConfigError("give one cascade goal: --cascade-target or --cascade-budget")
+    for name, value in (("--cascade-target", target), ("--cascade-budget", budget),
+                        ("--cascade-tolerance", tolerance)):
+        if value is not None and not 0 <= value <= 1:
+            raise ConfigError(f"{name} is a fraction between 0 and 1, got {value}")
+    return None if keep else CascadeGoal(tolerance, target, budget)
+
+
 def _train_pipeline(spec: Any, data: Path | None, val: Path | None, output: Path,
-                    columns: tuple[str, str], search: bool) -> dict[str, Any]:
+                    columns: tuple[str, str], search: bool, goal: Any) -> dict[str, Any]:
     from ._pipeline import read_cases, train_pipeline
 
     if data is None:
@@ -111,7 +127,7 @@ def _train_pipeline(spec: Any, data: Path | None, val: Path | None, output: Path
     train_set = read_cases(data, text_column=text_column, label_column=label_column)
     val_set = None if val is None else read_cases(val, text_column=text_column,
                                                   label_column=label_column)
-    return train_pipeline(spec, train_set, val_set, output=output, search=search)
+    return train_pipeline(spec, train_set, val_set, output=output, search=search, cascades=goal)
 
 
 @app.command("train")
@@ -123,8 +139,20 @@ def train(
     data: Path | None = typer.Option(None, "--data", help="training CSV with a header row"),
     val: Path | None = typer.Option(None, "--val", help="validation CSV (pipelines: fusions "
                                     "fit on it, metrics are reported on it)"),
-    preset: str | None = typer.Option(None, "--preset", help="a built-in pipeline: text"),
+    preset: str | None = typer.Option(None, "--preset", help="a built-in pipeline: text, "
+                                      "text-cascade"),
     search: bool = typer.Option(False, "--search", help="cross-validated grid search"),
+    cascade_target: float | None = typer.Option(
+        None, "--cascade-target", help="cascades: the lowest share to the last stage whose "
+        "validation accuracy reaches this"),
+    cascade_budget: float | None = typer.Option(
+        None, "--cascade-budget", help="cascades: the most accurate threshold sending at most "
+        "this share of validation cases to the last stage"),
+    cascade_tolerance: float = typer.Option(
+        0.003, "--cascade-tolerance", help="cascades (default goal): the lowest share within "
+        "this much accuracy of running every stage"),
+    keep_thresholds: bool = typer.Option(False, "--keep-thresholds", help="cascades: keep the "
+                                         "pipeline file's thresholds"),
     test_data: Path | None = typer.Option(None, "--test-data", help="test CSV for metrics"),
     text_column: str = TextOpt,
     label_column: str = LabelOpt,
@@ -144,9 +172,11 @@ def train(
         raise ConfigError("--tune-encoder works with --dataset/--data; for a pipeline, run "
                           "`hybrid-ai tune-encoder` and set the stage's encoder_path")
     if pipeline is not None or preset is not None:
+        goal = _cascade_goal(keep_thresholds, cascade_tolerance, cascade_target, cascade_budget)
         report = _train_pipeline(_pipeline_spec(pipeline, preset), data, val, output,
-                                 (text_column, label_column), search)
+                                 (text_column, label_column), search, goal)
         lines = [f"trained {sid} -> {path}" for sid, path in report["saved"].items()]
+        lines += [_threshold_line(found) for found in report.get("cascades", [])]
         lines.append(f"pipeline with the trained models: {output / 'pipeline.yaml'}")
         lines += [f"validation {k}: {v}" for k, v in report.get("validation_metrics", {}).items()]
         _emit(report, as_json, lines)
@@ -170,6 +200,15 @@ def train(
     metrics = trained.card.get("metrics", {})
     _emit(trained.card | {"model_file": str(path)}, as_json,
           [f"saved {path}"] + [f"{k}: {v}" for k, v in metrics.items()])
+
+
+def _threshold_line(found: dict[str, Any]) -> str:
+    stages, pick = " > ".join(found["stages"]), found["pick"]
+    if pick is None:
+        return f"cascade {stages}: no threshold meets the goal on validation; kept the file's"
+    return (f"cascade {stages}: threshold {pick['threshold']:.4f} (validation: "
+            f"{100 * pick['share_to_last']:.1f} % to the last stage, accuracy "
+            f"{pick['accuracy']:.4f}; every stage: {found['validation_all_stages']:.4f})")
 
 
 def _tuned_encoder(texts: list[str], labels: list[str], folder: Path, method: str) -> Path:

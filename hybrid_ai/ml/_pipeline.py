@@ -18,7 +18,7 @@ import asyncio
 import csv
 import inspect
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +29,10 @@ from .._graph import Graph, StageNode, build_graph
 
 __all__ = [
     "PRESETS",
+    "CascadeGoal",
     "LabelledCases",
     "apply_models",
+    "apply_thresholds",
     "is_trainable",
     "preset_pipeline",
     "read_cases",
@@ -57,7 +59,40 @@ pipeline:
         fusion: stacking_all
         name: text-fused
 """,
+    # The same fused model behind the cheap stacked first stage: the encoder runs only where the
+    # cheap stage is unsure. `hybrid-ai train` sets the threshold on validation data (a held-out
+    # 20 % when no --val is given); 0.9 stands until then.
+    "text-cascade": """\
+name: preset-text-cascade
+pipeline:
+  cascade:
+    order: declared
+    stages:
+      - stage: cheap_text
+        id: cheap
+        threshold: 0.9
+        cost: 1
+      - stage: ml_model
+        id: text
+        cost: 10
+        with:
+          features: [word, char, embedding]
+          fusion: stacking_all
+          name: text-fused
+""",
 }
+
+
+@dataclass(frozen=True)
+class CascadeGoal:
+    """How ``train_pipeline`` sets cascade thresholds on validation data (see
+    :func:`~hybrid_ai.ml.cascade_pick`): ``CascadeGoal()`` the lowest share within 0.3 points of
+    running every step; ``CascadeGoal(budget=0.25)`` the most accurate at most 25 % on;
+    ``CascadeGoal(target_accuracy=0.9)`` the lowest share reaching 90 %."""
+
+    tolerance: float = 0.003
+    target_accuracy: float | None = None
+    budget: float | None = None
 
 
 @dataclass
@@ -154,10 +189,13 @@ def _needs_validation(nodes: Sequence[StageNode]) -> bool:
 
 
 def train_pipeline(spec: Any, train: LabelledCases, val: LabelledCases | None = None, *,
-                   output: str | Path, search: bool = False) -> dict[str, Any]:
+                   output: str | Path, search: bool = False,
+                   cascades: CascadeGoal | None = CascadeGoal()) -> dict[str, Any]:
     """Fit every trainable stage, save each to ``output/<stage id>``; returns the report.
 
-    ``output/pipeline.yaml`` is the pipeline with ``model:`` pointing at the saved folders.
+    ``output/pipeline.yaml`` is the pipeline with ``model:`` pointing at the saved folders and,
+    unless ``cascades`` is None, each cascade's threshold chosen on the validation cases for
+    that goal (``report["cascades"]``; a goal no threshold meets keeps the file's own).
     """
     from .._plugins import Plugins
 
@@ -166,9 +204,12 @@ def train_pipeline(spec: Any, train: LabelledCases, val: LabelledCases | None = 
     if not any(is_trainable(n.stage) for n in nodes):
         raise ConfigError(f"pipeline {spec.name!r} has no trainable stage (text_classifier, "
                           "ml_model, or fuse with a learned strategy); nothing to train")
-    held_out = val is None and _needs_validation(nodes)
+    tune = cascades is not None and _has_cascades(graph)
+    held_out = val is None and (tune or _needs_validation(nodes))
     fit_data, val = _holdout(train) if held_out else (train, val)
     report = _walk(nodes, fit_data, val, search)
+    if tune and val is not None and cascades is not None:
+        report["cascades"] = _tune_thresholds(graph, val, cascades)
     if held_out:  # the models were fitted on 80 %: refit them on everything, fusions kept
         report["refit_on_all"] = _refit(nodes, train, search)
     folder = Path(output)
@@ -179,10 +220,27 @@ def train_pipeline(spec: Any, train: LabelledCases, val: LabelledCases | None = 
     if val is not None and not held_out:
         report["validation_metrics"] = _score(graph, val)
     _write_pipeline(spec, folder, {n.id: folder / _safe(n.id) for n in nodes
-                                   if is_trainable(n.stage)})
+                                   if is_trainable(n.stage)},
+                    {n.id: n.threshold for n in nodes if n.threshold is not None})
     (folder / TRAINING_FILE).write_text(json.dumps(report, indent=2, default=str) + "\n",
                                         encoding="utf-8")
     return report
+
+
+def _has_cascades(graph: Graph) -> bool:
+    from ._pipeline_eval import _cascade_nodes
+
+    return bool(_cascade_nodes(graph))
+
+
+def _tune_thresholds(graph: Graph, val: LabelledCases, goal: CascadeGoal) -> list[dict[str, Any]]:
+    """Each cascade's threshold from the fitted stages' answers on the validation cases."""
+    from .._engine import Engine
+    from ._pipeline_eval import tune_cascades
+
+    with Engine(graph) as engine:
+        return tune_cascades(engine, val, tolerance=goal.tolerance,
+                             target_accuracy=goal.target_accuracy, budget=goal.budget)
 
 
 def _through_last_trainable(nodes: Sequence[StageNode]) -> Sequence[StageNode]:
@@ -262,15 +320,33 @@ def _saved_param(component: str) -> str:
 
 def apply_models(spec: Any, models: Mapping[str, Path]) -> None:
     """Point the stages named in ``models`` (by id) at saved folders, in the spec itself."""
+
+    def point(node: Any) -> None:
+        if node.node_id in models:
+            params = {k: v for k, v in node.with_.items() if k not in _TRAINING_PARAMS}
+            params[_saved_param(node.stage)] = str(Path(models[node.node_id]).resolve())
+            node.with_ = params
+
+    _each_stage_spec(spec, point)
+
+
+def apply_thresholds(spec: Any, thresholds: Mapping[str, float]) -> None:
+    """Set the cascade ``threshold`` of the stages named in ``thresholds`` (by id), in the spec."""
+
+    def set_threshold(node: Any) -> None:
+        if node.node_id in thresholds and node.threshold is not None:
+            node.threshold = float(thresholds[node.node_id])
+
+    _each_stage_spec(spec, set_threshold)
+
+
+def _each_stage_spec(spec: Any, change: Callable[[Any], None]) -> None:
+    """Call ``change`` on every stage of the spec: main path, fallbacks and definitions."""
     from .._config import StageSpec
 
     def visit(node: Any) -> None:
         if isinstance(node, StageSpec):
-            if node.node_id in models:
-                params = {k: v for k, v in node.with_.items() if k not in _TRAINING_PARAMS}
-                key = _saved_param(node.stage)
-                params[key] = str(Path(models[node.node_id]).resolve())
-                node.with_ = params
+            change(node)
             if node.fallback is not None:
                 visit(node.fallback)
             return
@@ -295,12 +371,14 @@ def _children(node: Any) -> list[Any]:
     return []
 
 
-def _write_pipeline(spec: Any, folder: Path, models: Mapping[str, Path]) -> None:
+def _write_pipeline(spec: Any, folder: Path, models: Mapping[str, Path],
+                    thresholds: Mapping[str, float]) -> None:
     """``folder/pipeline.yaml``: the pipeline as JSON-compatible YAML, trained stages loaded."""
     import copy
 
     trained = copy.deepcopy(spec)
     apply_models(trained, models)
+    apply_thresholds(trained, thresholds)
     data = trained.model_dump(mode="json", by_alias=True, exclude_none=True)
     data = _absolute(data, spec.base_dir)
     folder.mkdir(parents=True, exist_ok=True)

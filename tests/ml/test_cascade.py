@@ -23,7 +23,7 @@ from hybrid_ai.ml import (
     train,
     tune_cascades,
 )
-from hybrid_ai.ml._pipeline import LabelledCases, train_pipeline
+from hybrid_ai.ml._pipeline import CascadeGoal, LabelledCases, train_pipeline
 from hybrid_ai.ml._pipeline_eval import _cascade_nodes, cascade_table, table_curve
 
 from . import CountingEncoder
@@ -183,3 +183,58 @@ def test_table_curve_reads_any_threshold_off_one_run_per_step(trec_engine: Engin
         node.steps[0].threshold = saved
     right = np.mean([str(r.decision) == y for r, y in zip(results, test.labels, strict=True)])
     assert rows[1]["accuracy"] == pytest.approx(right)
+
+
+def _trec_cases(start: int, stop: int) -> LabelledCases:
+    data = load_dataset("trec")
+    return LabelledCases([Case(text=t) for t in data.train_texts[start:stop]],
+                         list(data.train_labels[start:stop]), f"trec[{start}:{stop}]")
+
+
+def _cheap_threshold(folder: Path) -> float:
+    spec = read_pipeline(folder / "pipeline.yaml")
+    return float(spec.pipeline.cascade.stages[0].threshold)
+
+
+def test_training_writes_the_threshold_chosen_on_validation(tmp_path: Path) -> None:
+    val = _trec_cases(500, 700)
+    report = train_pipeline(read_pipeline("p.yaml", text=PIPELINE), _trec_cases(0, 500), val,
+                            output=tmp_path, cascades=CascadeGoal(budget=0.3))
+    (found,) = report["cascades"]
+    pick = found["pick"]
+    assert found["stages"] == ["cheap", "costly"] and pick["share_to_last"] <= 0.3
+    assert _cheap_threshold(tmp_path) == pytest.approx(pick["threshold"]) != 0.99
+    # Fitted on the training cases only (a --val was given), so the saved pipeline does on the
+    # validation cases exactly what the pick says.
+    with Engine.from_yaml(tmp_path / "pipeline.yaml") as engine:
+        results = engine.run_batch(val.cases)
+    reached = np.mean([any(t.stage == "costly" and t.status == "ok" for t in r.trace)
+                       for r in results])
+    right = np.mean([str(r.decision) == y for r, y in zip(results, val.labels, strict=True)])
+    assert (reached, right) == pytest.approx((pick["share_to_last"], pick["accuracy"]))
+
+
+def test_without_validation_data_a_held_out_fifth_chooses_then_all_refit(tmp_path: Path) -> None:
+    report = train_pipeline(read_pipeline("p.yaml", text=PIPELINE), _trec_cases(0, 400),
+                            output=tmp_path)
+    assert "held-out 20 %" in report["validation"]
+    assert set(report["refit_on_all"]) == {"cheap", "costly"}
+    (found,) = report["cascades"]
+    assert found["pick"] is not None  # the default goal: within 0.3 points of both stages
+    assert found["pick"]["accuracy"] >= found["validation_all_stages"] - 0.003 - 1e-9
+    assert _cheap_threshold(tmp_path) == pytest.approx(found["pick"]["threshold"])
+
+
+def test_cascades_none_keeps_the_files_thresholds(tmp_path: Path) -> None:
+    report = train_pipeline(read_pipeline("p.yaml", text=PIPELINE), _trec_cases(0, 300),
+                            output=tmp_path, cascades=None)
+    assert "cascades" not in report and "refit_on_all" not in report
+    assert _cheap_threshold(tmp_path) == 0.99
+
+
+def test_a_goal_nothing_meets_keeps_the_threshold(tmp_path: Path) -> None:
+    report = train_pipeline(read_pipeline("p.yaml", text=PIPELINE), _trec_cases(0, 300),
+                            _trec_cases(500, 600), output=tmp_path,
+                            cascades=CascadeGoal(target_accuracy=1.0))
+    assert report["cascades"][0]["pick"] is None
+    assert _cheap_threshold(tmp_path) == 0.99

@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from hybrid_ai.ml._cli import app
@@ -69,3 +70,45 @@ def test_train_can_tune_the_encoder_first(tmp_path: Path) -> None:
                                 "--label-column", "intent", "--tune-encoder", "magic",
                                 "--output", str(tmp_path / "x")])
     assert wrong.exit_code == 1 and "setfit or classify" in wrong.output
+
+
+def _trec_csv(path: Path, start: int, stop: int) -> Path:
+    from hybrid_ai.ml import load_dataset
+
+    data = load_dataset("trec")
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows(zip(data.train_texts[start:stop], data.train_labels[start:stop],
+                             strict=True))
+    return path
+
+
+def test_text_cascade_preset_trains_its_threshold_then_evaluates(tmp_path: Path) -> None:
+    train_csv, val_csv = _trec_csv(tmp_path / "t.csv", 0, 300), _trec_csv(tmp_path / "v.csv",
+                                                                           300, 400)
+    out = tmp_path / "models"
+    trained = runner.invoke(app, ["train", "--preset", "text-cascade", "--data", str(train_csv),
+                                  "--val", str(val_csv), "--cascade-budget", "0.5",
+                                  "-o", str(out)])
+    assert trained.exit_code == 0, trained.output
+    line = next(x for x in trained.output.splitlines() if x.startswith("cascade cheap > text"))
+    assert "% to the last stage" in line
+    chosen = json.loads((out / "training.json").read_text())["cascades"][0]["pick"]
+    assert chosen["share_to_last"] <= 0.5
+    saved = json.loads((out / "pipeline.yaml").read_text())["pipeline"]["cascade"]["stages"]
+    assert saved[0]["threshold"] == pytest.approx(chosen["threshold"])
+    scored = runner.invoke(app, ["eval", str(out / "pipeline.yaml"), "--data", str(val_csv),
+                                 "--json"])
+    assert scored.exit_code == 0, scored.output
+    assert json.loads(scored.output)["accuracy"] == pytest.approx(chosen["accuracy"])
+
+
+def test_cascade_goal_errors(tmp_path: Path) -> None:
+    data = _trec_csv(tmp_path / "t.csv", 0, 50)
+    for extra, message in ((["--keep-thresholds", "--cascade-budget", "0.2"], "keeps the file"),
+                           (["--cascade-budget", "0.2", "--cascade-target", "0.9"], "one cascade"),
+                           (["--cascade-budget", "2"], "between 0 and 1")):
+        result = runner.invoke(app, ["train", "--preset", "text-cascade", "--data", str(data),
+                                     "-o", str(tmp_path / "m"), *extra])
+        assert result.exit_code == 1 and message in result.output, result.output
