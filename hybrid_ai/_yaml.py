@@ -3,7 +3,8 @@
     doc = load_yaml_text(text, "pipeline.yaml")
     doc.location_of("stage")     # Location("pipeline.yaml", 4, 7)
 
-Only ``yaml.SafeLoader`` is used: configuration is data, never code.
+Only PyYAML's safe loader (``CSafeLoader`` when libyaml is there, else ``SafeLoader``) is
+used: configuration is data, never code.
 """
 
 from __future__ import annotations
@@ -55,8 +56,13 @@ def _text_start(node: yaml.Node, file: str) -> Location:
     return Location(file, mark.line + 1, mark.column + 1)
 
 
+# libyaml's parser with the same safe constructors when PyYAML was built with it: 5-10x faster
+# on large rule files, and its nodes carry the same line/column marks.
+_SAFE: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _loader_for(file: str) -> type[yaml.SafeLoader]:
-    class _Loader(yaml.SafeLoader):
+    class _Loader(_SAFE):  # type: ignore[valid-type,misc]
         pass
 
     def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LineDict:

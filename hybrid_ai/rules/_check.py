@@ -861,14 +861,78 @@ def _fires_without(rule: _Rule, kind: str) -> bool:
 
 
 def _pairs(rules: list[_Rule]) -> Iterator[Finding]:
-    # Each file is its own rule set (its own stage); only rules of one file are compared.
-    for i, a in enumerate(rules):
-        for b in rules[i + 1:]:
-            if a.dnf is None or b.dnf is None or a.group != b.group \
-                    or (a.table is not None and a.table == b.table):
+    # Each file is its own rule set (its own stage); only rules of one file are compared. An
+    # unsatisfiable rule has its own finding; it would "overlap" or "be subsumed" vacuously.
+    groups: dict[str, list[_Rule]] = {}
+    for rule in rules:
+        if rule.dnf is not None and satisfiable(rule.dnf):
+            groups.setdefault(rule.group, []).append(rule)
+    for members in groups.values():
+        outlines = [_outline(r.dnf or []) for r in members]
+        for i, j in _candidates(outlines):
+            a, b = members[i], members[j]
+            if (a.table is not None and a.table == b.table) \
+                    or not _may_overlap(outlines[i], outlines[j]):
                 continue  # a table's own rows: its hit policy and check judge them
             yield from _contradiction(a, b)
             yield from _subsumption(a, b)
+
+
+# Comparing every pair of a file's rules is quadratic in DNF work: thousands of rules took
+# minutes. An outline (per path that every term constrains, the union of its value sets) is a
+# necessary condition for two rules to overlap, and subsumption between satisfiable rules needs
+# overlap too; pairs are drawn from buckets of one finitely-valued path, then filtered by it.
+Outline = dict[PathKey, Domain]
+
+
+def _outline(dnf: Dnf) -> Outline:
+    shared = set(dnf[0].paths) if dnf else set()
+    for term in dnf[1:]:
+        shared &= set(term.paths)
+    out: Outline = {}
+    for key in shared:
+        union = dnf[0].paths[key]
+        for term in dnf[1:]:
+            union = union | term.paths[key]
+        out[key] = union
+    return out
+
+
+def _may_overlap(a: Outline, b: Outline) -> bool:
+    small, large = (a, b) if len(a) <= len(b) else (b, a)
+    return all(not (dom & large[key]).empty for key, dom in small.items() if key in large)
+
+
+def _values(dom: Domain) -> frozenset[object] | None:
+    """The finitely many values a domain holds, or None when it is open-ended."""
+    if dom.all_texts_but or dom.other or any(lo != hi for lo, _, hi, _ in dom.numbers):
+        return None
+    return frozenset([("n", lo) for lo, _, _, _ in dom.numbers] + [("s", t) for t in dom.texts]
+                     + [("b", v) for v in dom.bools] + ([("null",)] if dom.null else []))
+
+
+def _candidates(outlines: list[Outline]) -> list[tuple[int, int]]:
+    """Index pairs (i < j, in order) that share a value on the most often finite path, plus
+    every pair with a rule that leaves that path open."""
+    finite = [{k: v for k, d in o.items() if (v := _values(d)) is not None} for o in outlines]
+    counts: dict[PathKey, int] = {}
+    for found in finite:
+        for key in found:
+            counts[key] = counts.get(key, 0) + 1
+    n = len(outlines)
+    if not counts:
+        return [(i, j) for i in range(n) for j in range(i + 1, n)]
+    best = max(counts, key=lambda k: (counts[k], str(k)))
+    buckets: dict[object, list[int]] = {}
+    open_ended = []
+    for i, found in enumerate(finite):
+        if best not in found:
+            open_ended.append(i)
+        for value in found.get(best, ()):
+            buckets.setdefault(value, []).append(i)
+    pairs = {(a, b) for ids in buckets.values() for x, a in enumerate(ids) for b in ids[x + 1:]}
+    pairs |= {(min(i, j), max(i, j)) for i in open_ended for j in range(n) if j != i}
+    return sorted(pairs)
 
 
 def _decisions(rule: _Rule) -> list[_Action]:

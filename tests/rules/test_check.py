@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import textwrap
 from pathlib import Path
 
@@ -379,3 +380,67 @@ def test_pattern_decisions_default_to_advice_like_the_stage(tmp_path: Path) -> N
     (found,) = only(report, "contradiction")
     assert found.severity == "warning" and "advise 'review'" in found.message
     assert "advise 'approve'" in found.message
+
+
+def _random_rules(seed: int, n: int) -> str:
+    """Rules over a few paths, some open-ended, some finite, some multi-valued or negated."""
+    rng = random.Random(seed)
+    conditions = [
+        lambda: f"fields.segment == '{rng.choice('abcd')}'",
+        lambda: f"fields.segment in ['{rng.choice('abcd')}', '{rng.choice('abcd')}']",
+        lambda: f"fields.segment != '{rng.choice('abcd')}'",
+        lambda: f"fields.tier == {rng.randint(1, 3)}",
+        lambda: f"fields.amount >= {rng.randint(0, 50)} and fields.amount < {rng.randint(40, 99)}",
+        lambda: f"fields.amount > {rng.randint(0, 99)} or fields.segment == 'a'",
+        lambda: "fields.vip",
+    ]
+    lines = ["rules:"]
+    for i in range(n):
+        when = " and ".join(f"({rng.choice(conditions)()})" for _ in range(rng.randint(1, 3)))
+        label = rng.choice(["approve", "decline", "refer"])
+        lines += [f"  - id: r{i}", f"    salience: {rng.randint(0, 1)}", f"    when: \"{when}\"",
+                  "    then:", f"      decision: {{label: {label}}}",
+                  f"      strength: {rng.choice(['advise', 'veto'])}"]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pairs_drawn_from_buckets_find_what_every_pair_finds(tmp_path: Path, seed: int) -> None:
+    from hybrid_ai.rules import _check
+
+    path = tmp_path / "r.yaml"
+    path.write_text(_random_rules(seed, 60), encoding="utf-8")
+    report = LintReport()
+    rules = [r for r in _check._read_file(path, {}, report) if satisfiable(r.dnf or [])]
+    everything = [f for i, a in enumerate(rules) for b in rules[i + 1:]
+                  for f in [*_check._contradiction(a, b), *_check._subsumption(a, b)]]
+    assert everything  # the random rules do overlap: the comparison is not vacuous
+    assert list(_check._pairs(rules)) == everything
+
+
+def test_candidate_pairs_share_a_value_or_leave_the_path_open() -> None:
+    from hybrid_ai.rules._check import Domain, _candidates, _equal_to
+
+    seg = ("fields", "segment")
+    outlines: list[dict[tuple[str, ...], Domain]] = [
+        {seg: _equal_to("a")}, {seg: _equal_to("b")}, {seg: _equal_to("a") | _equal_to("b")},
+        {}, {seg: ~_equal_to("a")},  # open: all texts but "a"
+    ]
+    assert _candidates(outlines) == [(0, 2), (0, 3), (0, 4), (1, 2), (1, 3), (1, 4), (2, 3),
+                                     (2, 4), (3, 4)]
+
+
+def test_an_unsatisfiable_rule_is_not_also_subsumed(tmp_path: Path) -> None:
+    report = lint(tmp_path, """
+        rules:
+          - id: never
+            when: fields.x > 5 and fields.x < 3
+            then: {decision: {label: refer}}
+          - id: wide
+            when: fields.x > 0
+            then: {decision: {label: refer}}
+          - id: other
+            when: fields.x < 0
+            then: {decision: {label: approve}}
+    """)
+    assert [f.code for f in report.findings if f.severity != "info"] == ["unsatisfiable"]
