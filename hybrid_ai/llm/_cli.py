@@ -8,6 +8,7 @@ Usage: ``hybrid-ai tune-encoder --data train.csv --label-column category --val v
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import typer
@@ -44,10 +45,14 @@ def tune_encoder_command(
     threads: int | None = typer.Option(None, "--threads", help="torch threads (default: cores)"),
     seed: int = typer.Option(0, "--seed", help="random seed for sampling and batching"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress lines on stderr"),
 ) -> None:
     """Fine-tune the sentence encoder on labelled texts; save it as a model directory."""
     from .._tabular import read_labelled_csv
     from ._finetune import tune_encoder
+
+    if not quiet:
+        _progress_to_stderr()
 
     try:
         texts, labels = read_labelled_csv(data, text_column=text_column,
@@ -71,3 +76,25 @@ def tune_encoder_command(
                f"{report.classes} labels, {report.epochs_run} epoch(s), best epoch "
                f"{report.best_epoch}, {report.seconds:.0f} s)\nvalidation accuracy by epoch "
                f"(0 = base): {scores}")
+
+
+def _progress_to_stderr() -> None:
+    """Show the tuning progress (each validation check, each epoch) on stderr: runs on the CPU
+    take minutes to hours, and stdout stays the report (``--json``)."""
+    import logging
+
+    log = logging.getLogger("hybrid_ai.llm._finetune")
+    if not any(isinstance(h, _StderrLines) for h in log.handlers):
+        handler = _StderrLines()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
+class _StderrLines(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at the time (a test runner swaps it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        import sys
+
+        sys.stderr.write(self.format(record) + "\n")

@@ -23,6 +23,7 @@ competes too, so a tuning run that does not help is reported as such and saves t
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import time
@@ -36,6 +37,8 @@ import numpy as np
 from .._errors import ConfigError, InputError
 from ._encoder import _checked_dir, default_model_path
 from ._quiet import import_backend, load_local, quiet_loading
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["METHODS", "TuneReport", "sample_per_class", "tune_encoder"]
 
@@ -496,6 +499,9 @@ class _Keeper:
         score = self.trainer.validate(*self.val)
         self.history["val"].append(round(score[0], 4))
         self.history["val_steps"].append(step)
+        _log.info("tuning: epoch %d, step %d of %d, validation accuracy %.4f (best so far %.4f)",
+                  epoch, step, self.history["planned_steps"], score[0], max(score[0],
+                                                                             self.best[0]))
         if score > self.best:
             self.best, self.state, self.waited = score, self.trainer.snapshot(), 0
             self.history["best_epoch"], self.history["best_step"] = epoch, step
@@ -510,9 +516,9 @@ def _train(trainer: _Trainer, val: tuple[list[str], list[int]] | None, epochs: i
     history: dict[str, Any] = {"val": [], "loss": [], "best_epoch": epochs, "epochs_run": 0,
                                "stopped_early": False, "steps": 0, "val_steps": [],
                                "best_step": 0}
-    keeper = _Keeper(trainer, val, patience, history)
     plan = [trainer.batches() for _ in _epochs(epochs)]
-    total = sum(len(b) for b in plan)
+    total = history["planned_steps"] = sum(len(b) for b in plan)
+    keeper = _Keeper(trainer, val, patience, history)
     trainer.schedule(total)
     for epoch, batches in enumerate(plan, start=1):
         history["epochs_run"] = epoch
@@ -539,6 +545,8 @@ def _run_epoch(trainer: _Trainer, keeper: _Keeper, batches: list[Any], epoch: in
         if done in checkpoints and keeper.check(epoch, history["steps"]):
             break
     history["loss"].append(round(float(np.mean(losses)), 5) if losses else 0.0)
+    _log.info("tuning: epoch %d done, %d steps, mean loss %.4f", epoch, history["steps"],
+              history["loss"][-1])
     return keeper.waited >= keeper.patience and keeper.val is not None
 
 

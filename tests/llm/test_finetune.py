@@ -139,8 +139,9 @@ def test_cli_tunes_and_reports_json(tmp_path: Path) -> None:
         "--method", "setfit", "--num-iterations", "1", "--batch-size", "8", "--threads", "2",
         "--json"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)  # progress lines go to stderr only
     assert report["method"] == "setfit" and report["epochs_run"] == 1 and report["steps"] >= 1
+    assert "tuning: epoch 1 done" in result.stderr
     assert (tmp_path / "m" / "model.safetensors").is_file()
 
 
