@@ -16,6 +16,10 @@ bound every evaluation; crossing one raises :class:`RuleLimitError` (the engine 
 make a new one). The clock is read every few hundred firings and every few thousand
 activations, inserts and partial matches, so a runaway join is stopped too, even one whose
 matches never complete.
+
+``engine.firings`` is the provenance log of every firing. An engine kept alive across many
+inputs (a stream, a session) can bound it: ``Engine(rules, keep_firings=1000)`` keeps the
+newest 1,000; a firing holds its matched facts, so an unbounded log keeps retracted facts alive.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import gc
 import heapq
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -206,11 +211,11 @@ class Engine:
 
     def __init__(self, rules: Iterable[Rule] = (), *, strategy: Strategy = "depth",
                  max_fires: int = 100_000, max_facts: int = 1_000_000,
-                 timeout_s: float | None = 60.0) -> None:
+                 timeout_s: float | None = 60.0, keep_firings: int | None = None) -> None:
         if strategy not in ("depth", "breadth"):
             raise ValueError(f"unknown strategy {strategy!r}; use depth or breadth")
         for name, value in (("max_fires", max_fires), ("max_facts", max_facts),
-                            ("timeout_s", timeout_s)):
+                            ("timeout_s", timeout_s), ("keep_firings", keep_firings)):
             if value is not None and (isinstance(value, bool) or value <= 0):
                 raise ValueError(f"{name} must be a positive number, not {value!r}")
         self.strategy, self.max_fires = strategy, max_fires
@@ -220,7 +225,8 @@ class Engine:
         self.network.meter.check = self._check_clock
         self.agenda = _Agenda(strategy)
         self.memory: dict[int, Fact] = {}
-        self.firings: list[Firing] = []
+        self.firings: list[Firing] | deque[Firing] = (
+            [] if keep_firings is None else deque(maxlen=keep_firings))
         self._index: dict[tuple[str, Any], Fact] = {}
         self._next_id, self._seq = 1, 0
         self._firing: Rule | None = None

@@ -288,3 +288,33 @@ def test_run_limit_and_strategy_checks(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown strategy"):
         RulesStage(path=str(path), strategy="lifo")  # type: ignore[arg-type]
     assert RulesStage(path=str(path), strategy="breadth").version.endswith("+breadth/100000")
+
+
+def _facts_alive() -> int:
+    import gc
+
+    from hybrid_ai.rules._rete import Fact
+
+    gc.collect()
+    return sum(isinstance(o, Fact) for o in gc.get_objects())
+
+
+def test_keep_firings_bounds_the_log_of_a_long_lived_engine() -> None:
+    rules = compile_rules([{"id": "flag", "when": [{"order": {"id": "?o", "amount": "> 5"}}],
+                            "then": [{"insert": {"flag": {"order": "?o"}}}]}])
+    engine = Engine(rules, keep_firings=3)
+    unbounded = Engine(rules)
+    before = _facts_alive()
+    for i in range(200):  # a stream: each input inserted, run, then cleared away
+        for eng in (engine, unbounded):
+            order = eng.insert("order", {"id": i, "amount": 9})
+            eng.run()
+            for fact in [order, *eng.facts("flag")]:
+                eng.retract(fact)
+    assert [f.bindings["o"] for f in engine.firings] == [197, 198, 199]
+    assert len(unbounded.firings) == 200
+    del unbounded, eng, order, fact
+    # What the bounded engine keeps: three firings' orders and flags, not 200 of each.
+    assert _facts_alive() - before <= 6
+    with pytest.raises(ValueError, match="keep_firings"):
+        Engine(rules, keep_firings=0)
