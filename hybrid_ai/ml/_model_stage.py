@@ -97,6 +97,7 @@ class MLModelStage(BaseStage):
                          name=name, output=output, top_k=top_k, cv=cv, search=search)
         self.produces = (output,)
         self.requires = ("input", *fact_kinds)
+        self.cost = _cost_of(groups)
         self.fitted: Any = None  # a TrainedModel once fitted or loaded
         self._lock = threading.Lock()
 
@@ -213,6 +214,16 @@ class MLModelStage(BaseStage):
         top.setdefault(label, float(proba[classes.index(label)]))
         data["proba"] = top
         return data
+
+
+def _cost_of(groups: str | Sequence[str]) -> float:
+    """An embedding group runs the sentence encoder on every input: the stage costs what
+    ``embed`` costs on top of its own, so cost reports and ``order: cost`` cascades see it."""
+    from ..llm._stages import EmbedStage
+    from ._models import feature_groups
+
+    own = MLModelStage.cost
+    return own + EmbedStage.cost if "embedding" in feature_groups(groups) else own
 
 
 def _least_cost(classes: list[str], proba: Any,

@@ -66,15 +66,12 @@ pipeline:
 name: preset-text-cascade
 pipeline:
   cascade:
-    order: declared
     stages:
       - stage: cheap_text
         id: cheap
         threshold: 0.9
-        cost: 1
       - stage: ml_model
         id: text
-        cost: 10
         with:
           features: [word, char, embedding]
           fusion: stacking_all

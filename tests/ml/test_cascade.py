@@ -238,3 +238,15 @@ def test_a_goal_nothing_meets_keeps_the_threshold(tmp_path: Path) -> None:
                             cascades=CascadeGoal(target_accuracy=1.0))
     assert report["cascades"][0]["pick"] is None
     assert _cheap_threshold(tmp_path) == 0.99
+
+
+def test_text_cascade_preset_runs_the_cheap_stage_first_by_cost() -> None:
+    from hybrid_ai._graph import build_graph
+    from hybrid_ai._plugins import Plugins
+    from hybrid_ai.ml import preset_pipeline
+
+    graph = build_graph(preset_pipeline("text-cascade"), Plugins.default())
+    (node,) = _cascade_nodes(graph)
+    # ml_model over an embedding group pays for the encoder on every input; cheap_text not.
+    assert [(s.id, s.cost) for s in node.steps] == [("cheap", 1.0), ("text", 11.0)]
+    assert node.steps[0].threshold == 0.9
