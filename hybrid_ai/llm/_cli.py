@@ -7,8 +7,11 @@ Usage: ``hybrid-ai tune-encoder --data train.csv --label-column category --val v
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -51,20 +54,19 @@ def tune_encoder_command(
     from .._tabular import read_labelled_csv
     from ._finetune import tune_encoder
 
-    if not quiet:
-        _progress_to_stderr()
-
     try:
-        texts, labels = read_labelled_csv(data, text_column=text_column,
-                                          label_column=label_column)
-        val_x, val_y = (None, None) if val is None else read_labelled_csv(
-            val, text_column=text_column, label_column=label_column)
-        report = tune_encoder(texts, labels, output, method=method,  # type: ignore[arg-type]
-                              val_texts=val_x, val_labels=val_y, epochs=epochs,
-                              patience=patience, per_class=per_class, batch_size=batch_size,
-                              learning_rate=learning_rate, base_model=base_model,
-                              num_threads=threads, seed=seed, num_iterations=num_iterations,
-                              evals_per_epoch=evals_per_epoch, train_layers=train_layers)
+        with progress_on_stderr(not quiet):
+            texts, labels = read_labelled_csv(data, text_column=text_column,
+                                              label_column=label_column)
+            val_x, val_y = (None, None) if val is None else read_labelled_csv(
+                val, text_column=text_column, label_column=label_column)
+            report = tune_encoder(texts, labels, output,
+                                  method=method,  # type: ignore[arg-type]
+                                  val_texts=val_x, val_labels=val_y, epochs=epochs,
+                                  patience=patience, per_class=per_class, batch_size=batch_size,
+                                  learning_rate=learning_rate, base_model=base_model,
+                                  num_threads=threads, seed=seed, num_iterations=num_iterations,
+                                  evals_per_epoch=evals_per_epoch, train_layers=train_layers)
     except HybridAIError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -78,23 +80,25 @@ def tune_encoder_command(
                f"(0 = base): {scores}")
 
 
-def _progress_to_stderr() -> None:
-    """Show the tuning progress (each validation check, each epoch) on stderr: runs on the CPU
-    take minutes to hours, and stdout stays the report (``--json``)."""
-    import logging
-
+@contextlib.contextmanager
+def progress_on_stderr(enabled: bool = True) -> Iterator[None]:
+    """Show the tuning progress (each validation check, each epoch) on stderr while the command
+    runs: CPU runs take minutes to hours, and stdout stays the report (``--json``)."""
     log = logging.getLogger("hybrid_ai.llm._finetune")
-    if not any(isinstance(h, _StderrLines) for h in log.handlers):
-        handler = _StderrLines()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    handler, level = _StderrLines(), log.level
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    if enabled:
         log.addHandler(handler)
-    log.setLevel(logging.INFO)
+        log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
 
 
 class _StderrLines(logging.Handler):
     """Writes to whatever ``sys.stderr`` is at the time (a test runner swaps it)."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        import sys
-
         sys.stderr.write(self.format(record) + "\n")

@@ -217,7 +217,10 @@ def _tuned_encoder(texts: list[str], labels: list[str], folder: Path, method: st
 
     if method not in ("setfit", "classify"):
         raise ConfigError(f"--tune-encoder must be setfit or classify, got {method!r}")
-    tune_encoder(texts, labels, folder, method=method)  # type: ignore[arg-type]
+    from ..llm._cli import progress_on_stderr
+
+    with progress_on_stderr():
+        tune_encoder(texts, labels, folder, method=method)  # type: ignore[arg-type]
     return folder
 
 

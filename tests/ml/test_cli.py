@@ -63,7 +63,8 @@ def test_train_can_tune_the_encoder_first(tmp_path: Path) -> None:
                                   "--label-column", "intent", "--features", "embedding",
                                   "--tune-encoder", "classify", "--output", str(out), "--json"])
     assert trained.exit_code == 0, trained.output
-    card = json.loads(trained.output)
+    card = json.loads(trained.stdout)  # tuning progress goes to stderr
+    assert "tuning: epoch 1 done" in trained.stderr
     assert card["encoder_path"] == str(out / "encoder")
     assert (out / "encoder" / "config.json").is_file()
     wrong = runner.invoke(app, ["train", "--data", str(data), "--text-column", "body",
