@@ -47,36 +47,30 @@ TRAINING_FILE = "training.json"
 # probabilities. Plain stacking missed TREC (94.0 vs concatenation's 94.8) and concatenation
 # missed SST-2 and Financial PhraseBank; stacking with the concatenation as a member reached
 # 94.8 on TREC with no per-dataset choice.
+_FUSED_STAGE = """\
+stage: ml_model
+id: text
+with:
+  features: [word, char, embedding]
+  fusion: stacking_all
+  name: text-fused"""
+
+
+def _item(block: str, indent: int) -> str:
+    """A YAML block as one list item, ``indent`` spaces in."""
+    first, *rest = block.splitlines()
+    pad = " " * indent
+    return "".join([f"{pad}- {first}\n", *(f"{pad}  {line}\n" for line in rest)])
+
+
 PRESETS: dict[str, str] = {
-    "text": """\
-name: preset-text
-pipeline:
-  serial:
-    - stage: ml_model
-      id: text
-      with:
-        features: [word, char, embedding]
-        fusion: stacking_all
-        name: text-fused
-""",
+    "text": "name: preset-text\npipeline:\n  serial:\n" + _item(_FUSED_STAGE, 4),
     # The same fused model behind the cheap stacked first stage: the encoder runs only where the
     # cheap stage is unsure. `hybrid-ai train` sets the threshold on validation data (a held-out
     # 20 % when no --val is given); 0.9 stands until then.
-    "text-cascade": """\
-name: preset-text-cascade
-pipeline:
-  cascade:
-    stages:
-      - stage: cheap_text
-        id: cheap
-        threshold: 0.9
-      - stage: ml_model
-        id: text
-        with:
-          features: [word, char, embedding]
-          fusion: stacking_all
-          name: text-fused
-""",
+    "text-cascade": "name: preset-text-cascade\npipeline:\n  cascade:\n    stages:\n"
+                    + _item("stage: cheap_text\nid: cheap\nthreshold: 0.9", 6)
+                    + _item(_FUSED_STAGE, 6),
 }
 
 

@@ -150,6 +150,14 @@ def trec_engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     return Engine.from_yaml(folder / "pipeline.yaml")
 
 
+def _reached_and_right(results: list, labels: list[str]) -> tuple[float, float]:
+    """The share of cases the costly step ran on, and the accuracy: what the engine did."""
+    reached = np.mean([any(t.stage == "costly" and t.status == "ok" for t in r.trace)
+                       for r in results])
+    right = np.mean([str(r.decision) == y for r, y in zip(results, labels, strict=True)])
+    return float(reached), float(right)
+
+
 def test_tune_cascades_sets_a_threshold_that_holds_in_the_engine(trec_engine: Engine) -> None:
     data = load_dataset("trec")
     val = LabelledCases([Case(text=t) for t in data.train_texts[500:700]],
@@ -161,10 +169,8 @@ def test_tune_cascades_sets_a_threshold_that_holds_in_the_engine(trec_engine: En
     assert node.steps[0].threshold == pick["threshold"]
     # The figures read off the table are what the engine does at that threshold.
     results = trec_engine.run_batch(val.cases)
-    reached = np.mean([any(t.stage == "costly" and t.status == "ok" for t in r.trace)
-                       for r in results])
-    right = np.mean([str(r.decision) == y for r, y in zip(results, val.labels, strict=True)])
-    assert (reached, right) == pytest.approx((pick["share_to_last"], pick["accuracy"]))
+    assert _reached_and_right(results, val.labels) == pytest.approx(
+        (pick["share_to_last"], pick["accuracy"]))
 
 
 def test_table_curve_reads_any_threshold_off_one_run_per_step(trec_engine: Engine) -> None:
@@ -208,10 +214,8 @@ def test_training_writes_the_threshold_chosen_on_validation(tmp_path: Path) -> N
     # validation cases exactly what the pick says.
     with Engine.from_yaml(tmp_path / "pipeline.yaml") as engine:
         results = engine.run_batch(val.cases)
-    reached = np.mean([any(t.stage == "costly" and t.status == "ok" for t in r.trace)
-                       for r in results])
-    right = np.mean([str(r.decision) == y for r, y in zip(results, val.labels, strict=True)])
-    assert (reached, right) == pytest.approx((pick["share_to_last"], pick["accuracy"]))
+    assert _reached_and_right(results, val.labels) == pytest.approx(
+        (pick["share_to_last"], pick["accuracy"]))
 
 
 def test_without_validation_data_a_held_out_fifth_chooses_then_all_refit(tmp_path: Path) -> None:
