@@ -38,6 +38,14 @@ ModelOpt = typer.Option("logistic_regression", "--model-type", help="classifier 
 FusionOpt = typer.Option("concat", "--fusion", help="concat, stacking or oof_vote")
 ParamOpt = typer.Option([], "--param", help="model parameter NAME=VALUE (repeatable)")
 JsonOpt = typer.Option(False, "--json", help="print JSON")
+CascadeTargetOpt = typer.Option(None, "--cascade-target", help="cascades: the lowest share to "
+                                "the last stage whose validation accuracy reaches this")
+CascadeBudgetOpt = typer.Option(None, "--cascade-budget", help="cascades: the most accurate "
+                                "threshold sending at most this share of validation cases on")
+CascadeToleranceOpt = typer.Option(0.003, "--cascade-tolerance", help="cascades (default goal):"
+                                   " the lowest share within this much of every stage's accuracy")
+KeepThresholdsOpt = typer.Option(False, "--keep-thresholds",
+                                 help="cascades: keep the pipeline file's thresholds")
 
 
 def _guarded(func: F) -> F:
@@ -142,17 +150,10 @@ def train(
     preset: str | None = typer.Option(None, "--preset", help="a built-in pipeline: text, "
                                       "text-cascade"),
     search: bool = typer.Option(False, "--search", help="cross-validated grid search"),
-    cascade_target: float | None = typer.Option(
-        None, "--cascade-target", help="cascades: the lowest share to the last stage whose "
-        "validation accuracy reaches this"),
-    cascade_budget: float | None = typer.Option(
-        None, "--cascade-budget", help="cascades: the most accurate threshold sending at most "
-        "this share of validation cases to the last stage"),
-    cascade_tolerance: float = typer.Option(
-        0.003, "--cascade-tolerance", help="cascades (default goal): the lowest share within "
-        "this much accuracy of running every stage"),
-    keep_thresholds: bool = typer.Option(False, "--keep-thresholds", help="cascades: keep the "
-                                         "pipeline file's thresholds"),
+    cascade_target: float | None = CascadeTargetOpt,
+    cascade_budget: float | None = CascadeBudgetOpt,
+    cascade_tolerance: float = CascadeToleranceOpt,
+    keep_thresholds: bool = KeepThresholdsOpt,
     test_data: Path | None = typer.Option(None, "--test-data", help="test CSV for metrics"),
     text_column: str = TextOpt,
     label_column: str = LabelOpt,
@@ -175,11 +176,7 @@ def train(
         goal = _cascade_goal(keep_thresholds, cascade_tolerance, cascade_target, cascade_budget)
         report = _train_pipeline(_pipeline_spec(pipeline, preset), data, val, output,
                                  (text_column, label_column), search, goal)
-        lines = [f"trained {sid} -> {path}" for sid, path in report["saved"].items()]
-        lines += [_threshold_line(found) for found in report.get("cascades", [])]
-        lines.append(f"pipeline with the trained models: {output / 'pipeline.yaml'}")
-        lines += [f"validation {k}: {v}" for k, v in report.get("validation_metrics", {}).items()]
-        _emit(report, as_json, lines)
+        _emit(report, as_json, _pipeline_lines(report, output))
         return
     from ._eval import evaluate as score
     from ._train import save_model
@@ -200,6 +197,14 @@ def train(
     metrics = trained.card.get("metrics", {})
     _emit(trained.card | {"model_file": str(path)}, as_json,
           [f"saved {path}"] + [f"{k}: {v}" for k, v in metrics.items()])
+
+
+def _pipeline_lines(report: dict[str, Any], output: Path) -> list[str]:
+    lines = [f"trained {sid} -> {path}" for sid, path in report["saved"].items()]
+    lines += [_threshold_line(found) for found in report.get("cascades", [])]
+    lines.append(f"pipeline with the trained models: {output / 'pipeline.yaml'}")
+    return lines + [f"validation {k}: {v}" for k, v in report.get("validation_metrics",
+                                                                   {}).items()]
 
 
 def _threshold_line(found: dict[str, Any]) -> str:
