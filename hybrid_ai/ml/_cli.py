@@ -44,6 +44,8 @@ CascadeBudgetOpt = typer.Option(None, "--cascade-budget", help="cascades: the mo
                                 "threshold sending at most this share of validation cases on")
 CascadeToleranceOpt = typer.Option(0.003, "--cascade-tolerance", help="cascades (default goal):"
                                    " the lowest share within this much of every stage's accuracy")
+CascadeFoldsOpt = typer.Option(1, "--cascade-folds", help="cascades without --val: 1 picks "
+                               "on a held-out fifth; K > 1 cross-fits K pipelines (steadier)")
 KeepThresholdsOpt = typer.Option(False, "--keep-thresholds",
                                  help="cascades: keep the pipeline file's thresholds")
 
@@ -110,7 +112,7 @@ def _pipeline_spec(pipeline: Path | None, preset: str | None) -> Any:
 
 
 def _cascade_goal(keep: bool, tolerance: float, target: float | None,
-                  budget: float | None) -> Any:
+                  budget: float | None, folds: int = 1) -> Any:
     from ._pipeline import CascadeGoal
 
     if keep and (target is not None or budget is not None):
@@ -122,7 +124,9 @@ def _cascade_goal(keep: bool, tolerance: float, target: float | None,
                         ("--cascade-tolerance", tolerance)):
         if value is not None and not 0 <= value <= 1:
             raise ConfigError(f"{name} is a fraction between 0 and 1, got {value}")
-    return None if keep else CascadeGoal(tolerance, target, budget)
+    if folds < 1:
+        raise ConfigError(f"--cascade-folds is 1 (a held-out fifth) or more, got {folds}")
+    return None if keep else CascadeGoal(tolerance, target, budget, folds)
 
 
 def _train_pipeline(spec: Any, data: Path | None, val: Path | None, output: Path,
@@ -153,6 +157,7 @@ def train(
     cascade_target: float | None = CascadeTargetOpt,
     cascade_budget: float | None = CascadeBudgetOpt,
     cascade_tolerance: float = CascadeToleranceOpt,
+    cascade_folds: int = CascadeFoldsOpt,
     keep_thresholds: bool = KeepThresholdsOpt,
     test_data: Path | None = typer.Option(None, "--test-data", help="test CSV for metrics"),
     text_column: str = TextOpt,
@@ -173,7 +178,8 @@ def train(
         raise ConfigError("--tune-encoder works with --dataset/--data; for a pipeline, run "
                           "`hybrid-ai tune-encoder` and set the stage's encoder_path")
     if pipeline is not None or preset is not None:
-        goal = _cascade_goal(keep_thresholds, cascade_tolerance, cascade_target, cascade_budget)
+        goal = _cascade_goal(keep_thresholds, cascade_tolerance, cascade_target, cascade_budget,
+                             cascade_folds)
         report = _train_pipeline(_pipeline_spec(pipeline, preset), data, val, output,
                                  (text_column, label_column), search, goal)
         _emit(report, as_json, _pipeline_lines(report, output))

@@ -18,7 +18,7 @@ import asyncio
 import csv
 import inspect
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,11 +79,19 @@ class CascadeGoal:
     """How ``train_pipeline`` sets cascade thresholds on validation data (see
     :func:`~hybrid_ai.ml.cascade_pick`): ``CascadeGoal()`` the lowest share within 0.3 points of
     running every step; ``CascadeGoal(budget=0.25)`` the most accurate at most 25 % on;
-    ``CascadeGoal(target_accuracy=0.9)`` the lowest share reaching 90 %."""
+    ``CascadeGoal(target_accuracy=0.9)`` the lowest share reaching 90 %. ``folds=5`` (when
+    no validation cases are given) cross-fits: the pipeline is trained on four fifths five
+    times and the threshold is picked on every training case once, not on one held-out fifth:
+    steadier, at five extra trainings."""
 
     tolerance: float = 0.003
     target_accuracy: float | None = None
     budget: float | None = None
+    folds: int = 1
+
+    def targets(self) -> dict[str, Any]:
+        return {"tolerance": self.tolerance, "target_accuracy": self.target_accuracy,
+                "budget": self.budget}
 
 
 @dataclass
@@ -190,16 +198,20 @@ def train_pipeline(spec: Any, train: LabelledCases, val: LabelledCases | None = 
     """
     from .._plugins import Plugins
 
-    graph = build_graph(spec, Plugins.default().with_modules(spec.plugins, (), [spec.base_dir]))
+    plugins = Plugins.default().with_modules(spec.plugins, (), [spec.base_dir])
+    graph = build_graph(spec, plugins)
     nodes = _ordered(graph)
     if not any(is_trainable(n.stage) for n in nodes):
         raise ConfigError(f"pipeline {spec.name!r} has no trainable stage (text_classifier, "
                           "ml_model, or fuse with a learned strategy); nothing to train")
     tune = cascades is not None and _has_cascades(graph)
-    held_out = val is None and (tune or _needs_validation(nodes))
+    cross = tune and val is None and cascades is not None and cascades.folds > 1
+    held_out = val is None and ((tune and not cross) or _needs_validation(nodes))
     fit_data, val = _holdout(train) if held_out else (train, val)
     report = _walk(nodes, fit_data, val, search)
-    if tune and val is not None and cascades is not None:
+    if cross and cascades is not None:
+        report["cascades"] = _cross_fitted(spec, plugins, graph, train, cascades, search)
+    elif tune and val is not None and cascades is not None:
         report["cascades"] = _tune_thresholds(graph, val, cascades)
     if held_out:  # the models were fitted on 80 %: refit them on everything, fusions kept
         report["refit_on_all"] = _refit(nodes, train, search)
@@ -230,8 +242,46 @@ def _tune_thresholds(graph: Graph, val: LabelledCases, goal: CascadeGoal) -> lis
     from ._pipeline_eval import tune_cascades
 
     with Engine(graph) as engine:
-        return tune_cascades(engine, val, tolerance=goal.tolerance,
-                             target_accuracy=goal.target_accuracy, budget=goal.budget)
+        return tune_cascades(engine, val, **goal.targets())
+
+
+def _cross_fitted(spec: Any, plugins: Any, graph: Graph, train: LabelledCases,
+                  goal: CascadeGoal, search: bool) -> list[dict[str, Any]]:
+    """Thresholds picked on out-of-fold cascade tables: each fold's pipeline is trained on the
+    other folds and answers its own cases, so every training case is validation once."""
+    from .._engine import Engine
+    from ._pipeline_eval import _cascade_nodes, cascade_table, merge_tables, pick_threshold
+
+    tables: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for fit, held in _folds(train, goal.folds):
+        fold_graph = build_graph(spec, plugins)
+        fold_nodes = _ordered(fold_graph)
+        inner, inner_val = _holdout(fit) if _needs_validation(fold_nodes) else (fit, None)
+        _walk(fold_nodes, inner, inner_val, search)
+        with Engine(fold_graph) as engine:
+            for node in _cascade_nodes(fold_graph):
+                tables.setdefault(_steps(node), []).append(cascade_table(engine, node, held))
+    return [pick_threshold(node, merge_tables(tables[_steps(node)]), **goal.targets())
+            | {"folds": goal.folds} for node in _cascade_nodes(graph)]
+
+
+def _steps(node: Any) -> tuple[str, ...]:
+    return tuple(step.id for step in node.steps)
+
+
+def _folds(data: LabelledCases, k: int) -> Iterator[tuple[LabelledCases, LabelledCases]]:
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    counts = {label: data.labels.count(label) for label in set(data.labels)}
+    splitter = StratifiedKFold(k, shuffle=True, random_state=0) if min(counts.values()) >= k \
+        else KFold(k, shuffle=True, random_state=0)
+    for number, (fit, held) in enumerate(splitter.split(data.cases, data.labels), start=1):
+        yield (_subset(data, fit, f"{data.source} (folds but {number} of {k})"),
+               _subset(data, held, f"{data.source} (fold {number} of {k})"))
+
+
+def _subset(data: LabelledCases, rows: Any, source: str) -> LabelledCases:
+    return LabelledCases([data.cases[i] for i in rows], [data.labels[i] for i in rows], source)
 
 
 def _through_last_trainable(nodes: Sequence[StageNode]) -> Sequence[StageNode]:

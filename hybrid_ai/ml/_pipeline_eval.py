@@ -269,17 +269,36 @@ def tune_cascades(engine: Engine, validation: LabelledCases, *, tolerance: float
     is a candidate; the goal is as in :func:`cascade_pick` (by default the lowest share within
     ``tolerance`` of running every step). A cascade no threshold satisfies keeps its own.
     """
-    chosen = []
-    for node in _cascade_nodes(engine.graph):
-        table = cascade_table(engine, node, validation)
-        fine = table_curve(table)
-        reference = table_curve(table, [_NEVER])[0]["accuracy"]
-        pick = cascade_pick(fine, reference, tolerance, target_accuracy=target_accuracy,
-                            budget=budget, share_key="share_to_last")
-        if pick is not None:
-            for step in node.steps[:-1]:
-                step.threshold = pick["threshold"]
-        chosen.append({"stages": [s.id for s in node.steps], "pick": pick,
-                       "validation_all_stages": reference,
-                       "thresholds": [s.threshold for s in node.steps]})
-    return chosen
+    return [pick_threshold(node, cascade_table(engine, node, validation), tolerance=tolerance,
+                           target_accuracy=target_accuracy, budget=budget)
+            for node in _cascade_nodes(engine.graph)]
+
+
+def pick_threshold(node: CascadeNode, table: dict[str, Any], *, tolerance: float = 0.003,
+                   target_accuracy: float | None = None,
+                   budget: float | None = None) -> dict[str, Any]:
+    """Set the thresholds of ``node``'s steps from a :func:`cascade_table` for the goal."""
+    fine = table_curve(table)
+    reference = table_curve(table, [_NEVER])[0]["accuracy"]
+    pick = cascade_pick(fine, reference, tolerance, target_accuracy=target_accuracy,
+                        budget=budget, share_key="share_to_last")
+    if pick is not None:
+        for step in node.steps[:-1]:
+            step.threshold = pick["threshold"]
+    return {"stages": [s.id for s in node.steps], "pick": pick,
+            "validation_all_stages": reference, "validation_cases": len(table["truth"]),
+            "thresholds": [s.threshold for s in node.steps]}
+
+
+def merge_tables(tables: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One :func:`cascade_table` from tables of the same cascade over disjoint cases (folds)."""
+    first = tables[0]
+    sizes = [len(t["truth"]) for t in tables]
+    return {"decisions": [[d for t in tables for d in t["decisions"][k]]
+                          for k in range(len(first["decisions"]))],
+            "confidence": [[c for t in tables for c in t["confidence"][k]]
+                           for k in range(len(first["confidence"]))],
+            "truth": [y for t in tables for y in t["truth"]],
+            "step_costs": first["step_costs"],
+            "other_cost": sum(t["other_cost"] * n for t, n in zip(tables, sizes, strict=True))
+            / max(1, sum(sizes))}

@@ -254,3 +254,28 @@ def test_text_cascade_preset_runs_the_cheap_stage_first_by_cost() -> None:
     # ml_model over an embedding group pays for the encoder on every input; cheap_text not.
     assert [(s.id, s.cost) for s in node.steps] == [("cheap", 1.0), ("text", 11.0)]
     assert node.steps[0].threshold == 0.9
+
+
+def test_cross_fitted_thresholds_are_picked_on_every_training_case(tmp_path: Path) -> None:
+    report = train_pipeline(read_pipeline("p.yaml", text=PIPELINE), _trec_cases(0, 300),
+                            output=tmp_path, cascades=CascadeGoal(budget=0.3, folds=3))
+    (found,) = report["cascades"]
+    assert found["folds"] == 3 and found["validation_cases"] == 300
+    assert "refit_on_all" not in report  # no fifth was held out: the models saw everything
+    assert found["pick"]["share_to_last"] <= 0.3
+    assert _cheap_threshold(tmp_path) == pytest.approx(found["pick"]["threshold"])
+
+
+def test_tables_of_disjoint_cases_merge_into_the_table_of_all(trec_engine: Engine) -> None:
+    from hybrid_ai.ml._pipeline_eval import merge_tables
+
+    node = _cascade_nodes(trec_engine.graph)[0]
+    cases = _trec_cases(700, 820)
+    first, second = (LabelledCases(cases.cases[a:b], cases.labels[a:b]) for a, b in
+                     ((0, 50), (50, 120)))
+    merged = merge_tables([cascade_table(trec_engine, node, part) for part in (first, second)])
+    whole = cascade_table(trec_engine, node, cases)
+    assert {k: merged[k] for k in ("decisions", "confidence", "truth", "step_costs")} == \
+        {k: whole[k] for k in ("decisions", "confidence", "truth", "step_costs")}
+    assert merged["other_cost"] == pytest.approx(whole["other_cost"])
+    assert table_curve(merged) == table_curve(whole)

@@ -109,7 +109,8 @@ def test_cascade_goal_errors(tmp_path: Path) -> None:
     data = _trec_csv(tmp_path / "t.csv", 0, 50)
     for extra, message in ((["--keep-thresholds", "--cascade-budget", "0.2"], "keeps the file"),
                            (["--cascade-budget", "0.2", "--cascade-target", "0.9"], "one cascade"),
-                           (["--cascade-budget", "2"], "between 0 and 1")):
+                           (["--cascade-budget", "2"], "between 0 and 1"),
+                           (["--cascade-folds", "0"], "--cascade-folds")):
         result = runner.invoke(app, ["train", "--preset", "text-cascade", "--data", str(data),
                                      "-o", str(tmp_path / "m"), *extra])
         assert result.exit_code == 1 and message in result.output, result.output
