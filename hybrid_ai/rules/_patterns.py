@@ -295,12 +295,14 @@ def _field(name: str, spec: Any, at: Location, functions: Functions, bound: dict
     var = _variable(spec)
     if var == "this":
         raise _Problem("`?this` is reserved; pick another variable name", at)
-    if var is not None and var in bound:
-        joins.append((var, name))
-        alpha.append(AlphaTest(("has", name), _has(name)))  # a missing field joins nothing
-    elif var is not None and var in {v for v, _ in binds}:
+    # A variable this very pattern binds is compared field to field, within the fact: it is in
+    # `bound` already, but no join could see it (it is not bound before this pattern).
+    if var is not None and var in {v for v, _ in binds}:
         first = next(f for v, f in binds if v == var)
         alpha.append(_same_fields(first, name))
+    elif var is not None and var in bound:
+        joins.append((var, name))
+        alpha.append(AlphaTest(("has", name), _has(name)))  # a missing field joins nothing
     elif var is not None:
         binds.append((var, name))
         alpha.append(AlphaTest(("has", name), _has(name)))
@@ -340,7 +342,8 @@ def _equals(name: str, value: Any) -> Callable[[Mapping[str, Any]], bool]:
 
 def _same_fields(first: str, second: str) -> AlphaTest:
     return AlphaTest(("same", first, second),
-                     lambda fields: fields.get(first) == fields.get(second))
+                     lambda fields: first in fields and second in fields
+                     and fields[first] == fields[second])
 
 
 def _alpha_check(name: str, check: Check, spec: str) -> Callable[[Mapping[str, Any]], bool]:

@@ -318,3 +318,17 @@ def test_keep_firings_bounds_the_log_of_a_long_lived_engine() -> None:
     assert _facts_alive() - before <= 6
     with pytest.raises(ValueError, match="keep_firings"):
         Engine(rules, keep_firings=0)
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_a_variable_repeated_in_one_pattern_compares_its_fields(first: bool) -> None:
+    same = {"pair": {"a": "?v", "b": "?v"}}
+    before = [] if first else [{"go": {}}]
+    rules = compile_rules([{"id": "same", "when": [*before, same],
+                            "then": [{"insert": {"hit": {"v": "?v"}}}]}])
+    engine = Engine(rules)
+    engine.insert_all([("go", {}), ("pair", {"a": 1, "b": 1}), ("pair", {"a": 1, "b": 2}),
+                       ("pair", {"a": "x", "b": "x"}), ("pair", {"a": 3}),
+                       ("pair", {"a": None})])  # a missing field equals nothing, not null
+    engine.run()
+    assert [f.fields["v"] for f in engine.facts("hit")] in ([1, "x"], ["x", 1])
