@@ -19,9 +19,11 @@ is unchanged. Miss Manners makes ~60 such matches for every one that fires.
 
 Other savings, none visible from outside: a join node indexes its alpha memory only when its
 first left token comes (until then right activations stop at once); a rule's first node keeps
-no index at all (only the root token ever enters it); a test passes matches on without a token
-of its own; the alpha memories of a kind that compare one field with bounds (``> 500``) are
-found by one bisection, and the list of candidates per combination of cuts is kept.
+no index at all (only the root token ever enters it), and its facts wait in its second node's
+memory without a token until they first join (:class:`FirstJoinNode`); a test passes matches on
+without a token of its own; the alpha memories of a kind that compare one field with bounds
+(``> 500``) are found by one bisection, and the list of candidates per combination of cuts is
+kept.
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ class Fact:
     def __init__(self, fact_id: int, kind: str, fields: dict[str, Any]) -> None:
         self.id, self.kind, self.fields = fact_id, kind, fields
         self.alphas: list[AlphaMemory] = []
-        self.tokens: dict[Token, None] = {}
+        # Its tokens; and the first joins holding it without one, with its join key there.
+        self.tokens: dict[Token | FirstJoinNode, Key] = {}
         # Tokens whose logical inserts made this fact; empty and None differ: None = asserted.
         self.justified_by: dict[Token, None] | None = None
 
@@ -544,6 +547,113 @@ class JoinNode(BetaNode):
                 delete_token(child)
 
 
+class FirstJoinNode(JoinNode):
+    """A rule's second pattern, when it and the first are positive: its left memory holds the
+    first pattern's facts, and a fact's token is made only when it first joins (most orders
+    meet no customer of the rule's tier: no token, no links for them). When the first pattern
+    only binds, the first node hands facts to ``arrive``, and their bindings wait too.
+
+    An entry keeps its place in the bucket when its token is made, and the fact keeps this
+    node's place in ``fact.tokens``: joins and deletions run in the same order as with tokens.
+    """
+
+    def __init__(self, pattern: Pattern, memory: AlphaMemory) -> None:
+        super().__init__(pattern, memory)
+        # Per join key: each fact with its token, its bindings, or None (not made yet).
+        self.entries: dict[Key, dict[Fact, Token | Env | None]] = {}
+        # The rule's root token and its first node's bindings, set when linked (_seed).
+        self.root = Token(None, None, {})
+        self.first_joined = self.joined
+        self.first_fields: tuple[str, ...] = ()  # the first pattern's field per join variable
+
+    def add(self, parent: Token, fact: Fact | None, env: Env) -> None:
+        assert fact is not None  # the first pattern is positive
+        var = self.var
+        key = env.get(var) if var is not None else tuple(env.get(v) for v in self.left_vars)
+        self.hold(fact, env, key)
+
+    def arrive(self, fact: Fact) -> None:
+        """A fact of a first pattern that only binds: its key read straight off its fields."""
+        names, get = self.first_fields, fact.fields.get
+        self.hold(fact, None, get(names[0]) if len(names) == 1 else tuple(get(n) for n in names))
+
+    def hold(self, fact: Fact, env: Env | None, key: Key) -> None:
+        if not self.built:
+            self.build()
+        try:
+            bucket = self.entries.get(key)
+        except TypeError:
+            key = _hashable_key(key, self.var is not None)
+            bucket = self.entries.get(key)
+        if bucket is None:
+            self.entries[key] = {fact: env}
+        else:
+            bucket[fact] = env
+        fact.tokens[self] = key
+        meter = self.meter
+        meter.count += 1
+        if not meter.count & 4095:
+            meter.check()
+        partners = self.right.get(key)
+        if partners:
+            token = self.made(fact, env, key)
+            self.extend(token, token.env, partners)
+
+    def made(self, fact: Fact, env: Env | None, key: Key) -> Token:
+        """The fact's token, made at its first match (not in root.children: never deleted)."""
+        if env is None:
+            env = self.first_joined(self.root.env, fact)
+            assert env is not None  # a pattern that only binds always matches
+        token = Token(self.root, fact, env, self, key)
+        self.entries[key][fact] = token
+        return token
+
+    def right_activate(self, fact: Fact) -> None:
+        if not self.built:
+            return
+        key = self.right_key(fact)
+        bucket = self.right.get(key)
+        if bucket is None:
+            self.right[key] = {fact: None}
+        else:
+            bucket[fact] = None
+        entries = self.entries.get(key)
+        if entries:
+            self.join_right(entries, fact, key)
+
+    def join_right(self, entries: dict[Fact, Token | Env | None], fact: Fact, key: Key) -> None:
+        add, joined, plain = self.child.add, self.joined, self.plain  # type: ignore[union-attr]
+        for held, entry in entries.items():  # made tokens replace values only: no resize
+            if isinstance(entry, Token):
+                new = entry.env if plain else joined(entry.env, fact)
+                if new is not None:
+                    add(entry, fact, new)
+                continue
+            env = entry if entry is not None else self.first_joined(self.root.env, held)
+            assert env is not None  # a first pattern that only binds always matches
+            new = env if plain else joined(env, fact)
+            if new is not None:
+                add(self.made(held, env, key), fact, new)
+
+    def drop(self, fact: Fact, key: Key) -> None:
+        """The fact was retracted: its entry goes, with its token and all built on it."""
+        entry = self.entries[key][fact]
+        if type(entry) is Token:
+            delete_token(entry)  # forget takes the entry out
+        else:
+            self.forget_fact(fact, key)
+
+    def forget(self, token: Token) -> None:
+        assert token.fact is not None
+        self.forget_fact(token.fact, token.key)
+
+    def forget_fact(self, fact: Fact, key: Key) -> None:
+        bucket = self.entries[key]
+        del bucket[fact]
+        if not bucket:
+            del self.entries[key]
+
+
 class TestNode(BetaNode):
     """Passes a match on when a condition over its bindings holds.
 
@@ -954,6 +1064,39 @@ def _tail_start(rule: Rule) -> int:
     return start
 
 
+def _bind_direct(first: JoinNode, second: FirstJoinNode) -> None:
+    """Let ``first`` hand its facts to ``second`` unbound, when its pattern only binds."""
+    pattern = first.pattern
+    names = dict(pattern.binds)  # the last bind of a variable wins, as in the bindings
+    if pattern.tests or pattern.fact_var or pattern.joins or not pattern.binds:
+        return  # joins: a variable repeated in it, which the root token's key () never meets
+    if all(v in names for v in second.left_vars):
+        second.first_fields = tuple(names[v] for v in second.left_vars)
+        successors = first.memory.successors
+        successors[successors.index(first)] = _Direct(second)
+
+
+class _Direct:
+    """Stands for a rule's first node among its memory's successors when that node would only
+    bind and pass each fact on: the fact goes to the second node straight, one call less
+    (the first node indexes nothing, so it has nothing to remove either)."""
+
+    child = None
+
+    def __init__(self, second: FirstJoinNode) -> None:
+        self.right_activate = second.arrive
+
+    def right_remove(self, fact: Fact) -> None:
+        return None
+
+    def removed(self, fact: Fact) -> None:
+        return None
+
+
+def _positive(node: BetaNode) -> bool:
+    return type(node) is JoinNode and node.positive
+
+
 # ---- the alpha network ----------------------------------------------------------------------
 class _Bisected:
     """Memories of one kind whose discriminating test is ``FIELD OP bound``, sorted by bound:
@@ -1120,7 +1263,7 @@ class Network:
         """Build the rule's chain, fill it from the facts already present, then seed it."""
         facts = list(existing)
         start = _tail_start(rule)
-        nodes = self._chain(rule.patterns[:start], facts)
+        nodes = self._chain(rule.patterns[:start], facts, top=True)
         if start < len(rule.patterns):
             tail = [p for p in rule.patterns[start:] if isinstance(p, Pattern)]
             nodes.append(self._product(rule, tail, facts))
@@ -1129,7 +1272,8 @@ class Network:
         self._link(nodes)
         self._seed(nodes[0])
 
-    def _chain(self, patterns: Iterable[Element], existing: list[Fact]) -> list[BetaNode]:
+    def _chain(self, patterns: Iterable[Element], existing: list[Fact],
+               top: bool = False) -> list[BetaNode]:
         nodes: list[BetaNode] = []
         for pattern in patterns:
             if isinstance(pattern, TestPattern):
@@ -1137,12 +1281,16 @@ class Network:
             elif isinstance(pattern, NccPattern):
                 nodes.append(self._ncc(pattern, existing))
             else:
-                nodes.append(self._join(pattern, existing))
+                # Only the rule's own root feeds a first join: a negated conjunction's chain
+                # gets proxies, deleted with their owners, and needs real tokens.
+                first = top and len(nodes) == 1 and _positive(nodes[0]) and pattern.mode == "pos"
+                nodes.append(self._join(pattern, existing, FirstJoinNode if first else JoinNode))
         return nodes
 
-    def _join(self, pattern: Pattern, existing: list[Fact]) -> JoinNode:
+    def _join(self, pattern: Pattern, existing: list[Fact],
+              kind: type[JoinNode] = JoinNode) -> JoinNode:
         memory = self.memory(pattern, existing)
-        node = JoinNode(pattern, memory)
+        node = kind(pattern, memory)
         # Deeper nodes first, so a fact feeding two patterns of one rule matches once.
         memory.successors.insert(0, node)
         return node
@@ -1171,7 +1319,13 @@ class Network:
             parent.child = child
 
     def _seed(self, first: BetaNode) -> None:
-        first.enter(Token(None, None, {}))
+        root = Token(None, None, {})
+        second = first.child
+        if isinstance(second, FirstJoinNode):
+            assert isinstance(first, JoinNode)
+            second.root, second.first_joined = root, first.joined
+            _bind_direct(first, second)
+        first.enter(root)
         if isinstance(first, JoinNode):
             first.top, first.right = True, {}
 
@@ -1197,8 +1351,12 @@ class Network:
             memory.facts.pop(fact, None)
             for node in memory.successors:
                 node.right_remove(fact)
-        for token in list(fact.tokens):
-            delete_token(token)
+        for holder, key in list(fact.tokens.items()):
+            if type(holder) is Token:
+                delete_token(holder)
+            else:
+                holder.drop(fact, key)  # type: ignore[union-attr]
+        fact.tokens.clear()
         for memory in alphas:
             for node in memory.successors:
                 node.removed(fact)

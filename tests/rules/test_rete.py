@@ -319,6 +319,23 @@ def test_join_on_two_variables_follows_retract_and_modify() -> None:
     assert [(b["i"], b["j"]) for _, b in pending(engine)] == [(3, 11)]
 
 
+def test_a_first_fact_that_joined_late_takes_its_matches_and_supports_when_it_goes() -> None:
+    # a's matches are made when b comes, after a; retract and modify of a must still find them
+    engine = engine_for({"id": "pair", "when": [{"a": {"k": "?k", "id": "?i"}},
+                                                {"b": {"k": "?k", "id": "?j"}}],
+                         "then": [{"logical": {"d": {"i": "?i", "j": "?j"}}}]})
+    a1, a2 = engine.insert_all([("a", {"k": 1, "id": 1}), ("a", {"k": 1, "id": 2})])
+    engine.insert("b", {"k": 1, "id": 10})
+    assert engine.run() == 2
+    engine.retract(a1)
+    assert [(f["i"], f["j"]) for f in engine.facts("d")] == [(2, 10)]
+    engine.insert("b", {"k": 1, "id": 11})
+    engine.retract(a2.id)
+    assert pending(engine) == [] and engine.facts("d") == []
+    engine.insert("a", {"k": 1, "id": 3})
+    assert [(b["i"], b["j"]) for _, b in pending(engine)] == [(3, 11), (3, 10)]
+
+
 def test_a_join_index_built_late_sees_facts_asserted_before_it() -> None:
     # alert's order index is built when the first flag arrives; orders changed before count
     engine = engine_for({"id": "alert", "when": [{"flag": {"order": "?o"}},
