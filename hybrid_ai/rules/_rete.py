@@ -611,6 +611,7 @@ class FirstJoinNode(JoinNode):
     def right_activate(self, fact: Fact) -> None:
         if not self.built:
             return
+        # The indexing lines of JoinNode.right_activate, inlined: this is the join hot path.
         key = self.right_key(fact)
         bucket = self.right.get(key)
         if bucket is None:
