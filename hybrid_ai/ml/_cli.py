@@ -118,15 +118,8 @@ def _cascade_goal(keep: bool, tolerance: float, target: float | None,
     if keep and (target is not None or budget is not None):
         raise ConfigError("--keep-thresholds keeps the file's thresholds; drop --cascade-target "
                           "and --cascade-budget, or drop --keep-thresholds")
-    if target is not None and budget is not None:
-        raise ConfigError("give one cascade goal: --cascade-target or --cascade-budget")
-    for name, value in (("--cascade-target", target), ("--cascade-budget", budget),
-                        ("--cascade-tolerance", tolerance)):
-        if value is not None and not 0 <= value <= 1:
-            raise ConfigError(f"{name} is a fraction between 0 and 1, got {value}")
-    if folds < 1:
-        raise ConfigError(f"--cascade-folds is 1 (a held-out fifth) or more, got {folds}")
-    return None if keep else CascadeGoal(tolerance, target, budget, folds)
+    goal = CascadeGoal(tolerance, target, budget, folds)  # checks the values
+    return None if keep else goal
 
 
 def _train_pipeline(spec: Any, data: Path | None, val: Path | None, output: Path,

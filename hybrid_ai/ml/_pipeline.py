@@ -89,6 +89,20 @@ class CascadeGoal:
     budget: float | None = None
     folds: int = 1
 
+    def __post_init__(self) -> None:
+        if self.target_accuracy is not None and self.budget is not None:
+            raise ConfigError("give one cascade goal: target_accuracy (--cascade-target) or "
+                              "budget (--cascade-budget)")
+        for name, flag, value in (("target_accuracy", "--cascade-target", self.target_accuracy),
+                                  ("budget", "--cascade-budget", self.budget),
+                                  ("tolerance", "--cascade-tolerance", self.tolerance)):
+            if value is not None and not 0 <= value <= 1:
+                raise ConfigError(f"cascade {name} ({flag}) is a fraction between 0 and 1, "
+                                  f"got {value}")
+        if self.folds < 1:
+            raise ConfigError(f"cascade folds (--cascade-folds) are 1 (a held-out fifth) or "
+                              f"more, got {self.folds}")
+
     def targets(self) -> dict[str, Any]:
         return {"tolerance": self.tolerance, "target_accuracy": self.target_accuracy,
                 "budget": self.budget}

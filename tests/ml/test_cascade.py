@@ -279,3 +279,16 @@ def test_tables_of_disjoint_cases_merge_into_the_table_of_all(trec_engine: Engin
         {k: whole[k] for k in ("decisions", "confidence", "truth", "step_costs")}
     assert merged["other_cost"] == pytest.approx(whole["other_cost"])
     assert table_curve(merged) == table_curve(whole)
+
+
+@pytest.mark.parametrize(("goal", "message"), [
+    ({"budget": 0.2, "target_accuracy": 0.9}, "one cascade goal"),
+    ({"budget": 1.5}, "between 0 and 1"),
+    ({"tolerance": -0.1}, "between 0 and 1"),
+    ({"folds": 0}, "--cascade-folds"),
+])
+def test_cascade_goals_are_checked_when_made(goal: dict, message: str) -> None:
+    from hybrid_ai._errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        CascadeGoal(**goal)
