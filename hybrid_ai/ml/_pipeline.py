@@ -185,11 +185,17 @@ def run_stages(nodes: Sequence[StageNode], boards: Sequence[Blackboard]) -> dict
     return failures
 
 
+def _fewest(labels: Sequence[str]) -> int:
+    """How many cases the rarest label has: stratified splits need at least one per part."""
+    from collections import Counter
+
+    return min(Counter(labels).values(), default=0)
+
+
 def _holdout(data: LabelledCases, share: float = 0.2) -> tuple[LabelledCases, LabelledCases]:
     from sklearn.model_selection import train_test_split
 
-    counts = {label: data.labels.count(label) for label in set(data.labels)}
-    stratify = data.labels if min(counts.values()) >= 2 else None
+    stratify = data.labels if _fewest(data.labels) >= 2 else None
     fit, held, fit_y, held_y = train_test_split(data.cases, data.labels, test_size=share,
                                                 random_state=0, stratify=stratify)
     return (LabelledCases(list(fit), list(fit_y), data.source + " (80 %)"),
@@ -286,8 +292,7 @@ def _steps(node: Any) -> tuple[str, ...]:
 def _folds(data: LabelledCases, k: int) -> Iterator[tuple[LabelledCases, LabelledCases]]:
     from sklearn.model_selection import KFold, StratifiedKFold
 
-    counts = {label: data.labels.count(label) for label in set(data.labels)}
-    splitter = StratifiedKFold(k, shuffle=True, random_state=0) if min(counts.values()) >= k \
+    splitter = StratifiedKFold(k, shuffle=True, random_state=0) if _fewest(data.labels) >= k \
         else KFold(k, shuffle=True, random_state=0)
     for number, (fit, held) in enumerate(splitter.split(data.cases, data.labels), start=1):
         yield (_subset(data, fit, f"{data.source} (folds but {number} of {k})"),
