@@ -245,10 +245,33 @@ def table_curve(table: dict[str, Any],
 
     conf = np.asarray(table["confidence"], dtype=np.float64).reshape(
         len(table["decisions"]) - 1, len(table["truth"]))
-    right = np.asarray(table["decisions"]) == np.asarray(table["truth"], dtype=str)
-    paid = np.cumsum(table["step_costs"])
     finite = conf[np.isfinite(conf)]
     grid = fine_thresholds(finite) if thresholds is None else thresholds
+    if len(table["decisions"]) == 2:
+        return _two_step_curve(table, conf[0], grid)
+    return _curve_by_threshold(table, conf, grid)
+
+
+def _two_step_curve(table: dict[str, Any], conf: Any,
+                    grid: Sequence[float] | Any) -> list[dict[str, Any]]:
+    """The common cascade, one pass for every threshold (:func:`deferral_curve`'s cumulative
+    sums) instead of one pass over the cases per threshold."""
+    from ._eval import deferral_curve
+
+    first, second = table["decisions"]
+    rows = deferral_curve(conf, first, second, table["truth"], grid)
+    base, last = table["other_cost"] + table["step_costs"][0], table["step_costs"][1]
+    return [{"threshold": r["threshold"], "accuracy": r["accuracy"],
+             "share_to_last": r["share_to_transformer"],
+             "mean_cost": float(base + last * r["share_to_transformer"])} for r in rows]
+
+
+def _curve_by_threshold(table: dict[str, Any], conf: Any,
+                        grid: Sequence[float] | Any) -> list[dict[str, Any]]:
+    import numpy as np
+
+    right = np.asarray(table["decisions"]) == np.asarray(table["truth"], dtype=str)
+    paid = np.cumsum(table["step_costs"])
     last, rows = len(table["decisions"]) - 1, []
     for t in grid:
         stops = np.vstack([conf >= t, np.ones((1, conf.shape[1]), dtype=bool)])

@@ -292,3 +292,22 @@ def test_cascade_goals_are_checked_when_made(goal: dict, message: str) -> None:
 
     with pytest.raises(ConfigError, match=message):
         CascadeGoal(**goal)
+
+
+def test_two_step_curves_take_one_pass_and_agree_with_the_general_one() -> None:
+    from hybrid_ai.ml._pipeline_eval import _curve_by_threshold
+
+    rng = np.random.default_rng(3)
+    truth = [str(v) for v in rng.integers(0, 3, 200)]
+    table = {"decisions": [[str(v) for v in rng.integers(0, 3, 200)],
+                           [y if rng.random() < 0.8 else "x" for y in truth]],
+             "confidence": [[float(c) if c > 0.05 else float("-inf")
+                             for c in np.round(rng.random(200), 2)]],  # ties, and no-confidence
+             "truth": truth, "step_costs": [1.0, 10.0], "other_cost": 0.5}
+    fast = table_curve(table)
+    conf = np.asarray(table["confidence"], dtype=np.float64)
+    grid = [r["threshold"] for r in fast]
+    slow = _curve_by_threshold(table, conf, grid)
+    assert [(r["threshold"], r["accuracy"], r["share_to_last"]) for r in fast] == \
+        [(r["threshold"], r["accuracy"], r["share_to_last"]) for r in slow]
+    assert [r["mean_cost"] for r in fast] == pytest.approx([r["mean_cost"] for r in slow])
