@@ -32,6 +32,7 @@ DatasetOpt = typer.Option(None, "--dataset", help="a bundled dataset: sst2, trec
                           "financial_phrasebank, sms_spam, ag_news")
 TextOpt = typer.Option("text", "--text-column", help="CSV column with the text")
 LabelOpt = typer.Option("label", "--label-column", help="CSV column with the label")
+PresetOpt = typer.Option(None, "--preset", help="a built-in pipeline: text, text-cascade")
 FeaturesOpt = typer.Option("fused", "--features",
                            help="tfidf, embedding, fused, or groups like word,char")
 ModelOpt = typer.Option("logistic_regression", "--model-type", help="classifier name")
@@ -144,8 +145,7 @@ def train(
     data: Path | None = typer.Option(None, "--data", help="training CSV with a header row"),
     val: Path | None = typer.Option(None, "--val", help="validation CSV (pipelines: fusions "
                                     "fit on it, metrics are reported on it)"),
-    preset: str | None = typer.Option(None, "--preset", help="a built-in pipeline: text, "
-                                      "text-cascade"),
+    preset: str | None = PresetOpt,
     search: bool = typer.Option(False, "--search", help="cross-validated grid search"),
     cascade_target: float | None = CascadeTargetOpt,
     cascade_budget: float | None = CascadeBudgetOpt,
@@ -208,6 +208,9 @@ def _pipeline_lines(report: dict[str, Any], output: Path) -> list[str]:
 
 def _threshold_line(found: dict[str, Any]) -> str:
     stages, pick = " > ".join(found["stages"]), found["pick"]
+    if found.get("scored", "decision") is None:
+        return (f"cascade {stages}: the labels match neither the pipeline's decisions nor the "
+                f"cascade's predictions (wrong --label-column?); kept the file's threshold")
     if pick is None:
         return f"cascade {stages}: no threshold meets the goal on validation; kept the file's"
     return (f"cascade {stages}: threshold {pick['threshold']:.4f} (validation: "
@@ -248,11 +251,28 @@ def _pipeline_table(report: dict[str, Any]) -> list[str]:
         lines.append(f"without {row['removed']:>24} ({row['kind']}): accuracy "
                      f"{row['accuracy']:.4f} ({100 * row['delta_accuracy']:+.1f} points)")
     for found in report.get("cascades", []):
-        for row in found["curve"]:
-            lines.append(f"cascade {'>'.join(found['stages'])} at {row['threshold']:.2f}: "
-                         f"{100 * row['share_to_last']:.1f} % to the last stage, accuracy "
-                         f"{row['accuracy']:.4f}")
+        lines += _cascade_lines(found)
     lines += [f"plot: {p}" for p in report.get("plots", [])]
+    return lines
+
+
+_PICKS = {"pick_within_0.3": "within 0.3 points of every stage", "pick_target": "the target",
+          "pick_budget": "the budget"}
+
+
+def _cascade_lines(found: dict[str, Any]) -> list[str]:
+    name = ">".join(found["stages"])
+    if found.get("scored", "decision") == "cascade output":
+        name += " (scored on its own predictions)"
+    lines = [f"cascade {name} at {row['threshold']:.2f}: {100 * row['share_to_last']:.1f} % "
+             f"to the last stage, accuracy {row['accuracy']:.4f}" for row in found["curve"]]
+    for key, goal in _PICKS.items():
+        if key in found:
+            pick = found[key]
+            lines.append(f"cascade {name}, {goal}: " + (
+                "no threshold reaches it" if pick is None else
+                f"threshold {pick['threshold']:.4f}, {100 * pick['share_to_last']:.1f} % to the "
+                f"last stage, accuracy {pick['accuracy']:.4f}"))
     return lines
 
 
@@ -281,7 +301,7 @@ def evaluate(
     train_data: Path | None = typer.Option(None, "--train-data", help="pipelines: training "
                                            "CSV, to refit without each feature group"),
     plots: Path | None = typer.Option(None, "--plots", help="folder for PNG plots"),
-    preset: str | None = typer.Option(None, "--preset", help="a built-in pipeline: text"),
+    preset: str | None = PresetOpt,
     target_accuracy: float | None = typer.Option(None, "--target-accuracy", help="pipelines: "
                                                  "pick each cascade's threshold to reach it"),
     budget: float | None = typer.Option(None, "--budget", help="pipelines: pick each cascade's "

@@ -175,7 +175,7 @@ def _cascades(engine: Engine, test: LabelledCases, thresholds: Sequence[float],
         everything = table_curve(table, [_NEVER])[0]  # no step ever stops it
         fine = table_curve(table)
         row = {"stages": [s.id for s in node.steps], "curve": table_curve(table, thresholds),
-               "all_stages": everything,
+               "all_stages": everything, "scored": table["scored"],
                "pick_within_0.3": cascade_pick(fine, everything["accuracy"],
                                                share_key="share_to_last")}
         if target_accuracy is not None:
@@ -207,11 +207,18 @@ _NEVER = 1.01  # above any confidence: the step never stops the cascade
 
 
 def cascade_table(engine: Engine, node: CascadeNode, data: LabelledCases) -> dict[str, Any]:
-    """Per case, each non-last step's confidence and the decision when the cascade stops at
-    each step: one engine run per step, from which :func:`table_curve` gives the cascade at
-    any threshold without running it again."""
+    """Per case, each non-last step's confidence and the answer when the cascade stops at each
+    step: one engine run per step, from which :func:`table_curve` gives the cascade at any
+    threshold without running it again.
+
+    The answer scored is the pipeline's decision when the labels speak its language, else the
+    label the stopping step itself predicted (a cascade of intents in front of rules that route
+    to teams is scored on intents); ``table["scored"]`` says which, ``None`` when neither
+    shares a label with the data.
+    """
     steps, saved = node.steps, [s.threshold for s in node.steps]
     decisions: list[list[str]] = []
+    outputs: list[list[str]] = []
     results: list[Result] = []
     try:
         for k in range(len(steps)):
@@ -220,14 +227,33 @@ def cascade_table(engine: Engine, node: CascadeNode, data: LabelledCases) -> dic
             results = engine.run_batch(data.cases, concurrency=4)
             decisions.append([ABSTAIN if r.decision is None else str(r.decision)
                               for r in results])
+            outputs.append([_step_label(r, steps[k].id) for r in results])
     finally:
         for step, value in zip(steps, saved, strict=True):
             step.threshold = value
+    scored, answers = _scored_answers(decisions, outputs, data.labels)
     confidence = [[_step_confidence(r, step.id) for r in results] for step in steps[:-1]]
     step_costs = [float(step.cost) for step in steps]
     outside = _costs(results)["mean_cost"] - sum(step_costs)  # the rest of the pipeline
-    return {"decisions": decisions, "confidence": confidence, "truth": list(data.labels),
-            "step_costs": step_costs, "other_cost": outside}
+    return {"decisions": answers, "confidence": confidence, "truth": list(data.labels),
+            "step_costs": step_costs, "other_cost": outside, "scored": scored}
+
+
+def _scored_answers(decisions: list[list[str]], outputs: list[list[str]],
+                    labels: Sequence[str]) -> tuple[str | None, list[list[str]]]:
+    truth = {str(y) for y in labels}
+    if truth & {d for run in decisions for d in run}:
+        return "decision", decisions
+    if truth & {o for run in outputs for o in run}:
+        return "cascade output", outputs
+    return None, decisions
+
+
+def _step_label(result: Result, step: str) -> str:
+    """The label the step predicted for this case (its last fact with a ``label``)."""
+    made = {i for t in result.trace if t.stage == step for i in t.facts}
+    labels = [f.get("label") for f in result.facts if f.id in made and f.get("label") is not None]
+    return str(labels[-1]) if labels else ABSTAIN
 
 
 def _step_confidence(result: Result, step: str) -> float:
@@ -301,15 +327,17 @@ def pick_threshold(node: CascadeNode, table: dict[str, Any], *, tolerance: float
                    target_accuracy: float | None = None,
                    budget: float | None = None) -> dict[str, Any]:
     """Set the thresholds of ``node``'s steps from a :func:`cascade_table` for the goal."""
-    fine = table_curve(table)
     reference = table_curve(table, [_NEVER])[0]["accuracy"]
-    pick = cascade_pick(fine, reference, tolerance, target_accuracy=target_accuracy,
-                        budget=budget, share_key="share_to_last")
+    pick = None
+    if table.get("scored", "decision") is not None:  # else every threshold would score 0
+        pick = cascade_pick(table_curve(table), reference, tolerance, budget=budget,
+                            target_accuracy=target_accuracy, share_key="share_to_last")
     if pick is not None:
         for step in node.steps[:-1]:
             step.threshold = pick["threshold"]
     return {"stages": [s.id for s in node.steps], "pick": pick,
-            "validation_all_stages": reference, "validation_cases": len(table["truth"]),
+            "scored": table.get("scored", "decision"), "validation_all_stages": reference,
+            "validation_cases": len(table["truth"]),
             "thresholds": [s.threshold for s in node.steps]}
 
 
@@ -322,6 +350,6 @@ def merge_tables(tables: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "confidence": [[c for t in tables for c in t["confidence"][k]]
                            for k in range(len(first["confidence"]))],
             "truth": [y for t in tables for y in t["truth"]],
-            "step_costs": first["step_costs"],
+            "step_costs": first["step_costs"], "scored": first.get("scored", "decision"),
             "other_cost": sum(t["other_cost"] * n for t, n in zip(tables, sizes, strict=True))
             / max(1, sum(sizes))}

@@ -311,3 +311,64 @@ def test_two_step_curves_take_one_pass_and_agree_with_the_general_one() -> None:
     assert [(r["threshold"], r["accuracy"], r["share_to_last"]) for r in fast] == \
         [(r["threshold"], r["accuracy"], r["share_to_last"]) for r in slow]
     assert [r["mean_cost"] for r in fast] == pytest.approx([r["mean_cost"] for r in slow])
+
+
+ROUTED = """\
+name: trec-cheap-first-then-desks
+pipeline:
+  serial:
+    - cascade:
+        stages:
+          - stage: cheap_text
+            id: cheap
+            threshold: 0.99
+            with: {members: [tfidf, nb], name: cheap}
+          - stage: ml_model
+            id: costly
+            cost: 10
+            with: {features: [word, char], name: costly}
+    - stage: rules
+      with: {path: ROUTES}
+"""
+
+ROUTES = """\
+rules:
+  - id: people_and_places
+    when: prediction.label in ['HUM', 'LOC']
+    then: {decision: {label: desk_a}, strength: advise}
+  - id: the_rest
+    when: prediction.label not in ['HUM', 'LOC']
+    then: {decision: {label: desk_b}, strength: advise}
+"""
+
+
+def test_a_cascade_before_routing_rules_is_tuned_on_its_own_predictions(tmp_path: Path) -> None:
+    # The labels are TREC classes; the pipeline decides desks. Scoring desks against classes
+    # would rate every threshold 0 and pick the lowest share: the cascade's output is scored.
+    (tmp_path / "routes.yaml").write_text(ROUTES)
+    text = ROUTED.replace("ROUTES", str(tmp_path / "routes.yaml"))
+    report = train_pipeline(read_pipeline("p.yaml", text=text), _trec_cases(0, 300),
+                            _trec_cases(500, 620), output=tmp_path / "m",
+                            cascades=CascadeGoal(budget=0.4))
+    (found,) = report["cascades"]
+    assert found["scored"] == "cascade output" and found["pick"] is not None
+    assert found["validation_all_stages"] > 0.5
+    with Engine.from_yaml(tmp_path / "m" / "pipeline.yaml") as engine:
+        results = engine.run_batch(_trec_cases(500, 620).cases)
+    assert {str(r.decision) for r in results} <= {"desk_a", "desk_b"}
+    labels = [[f.get("label") for f in r.facts if f.kind == "prediction"][-1] for r in results]
+    right = np.mean([y == t for y, t in zip(labels, _trec_cases(500, 620).labels, strict=True)])
+    assert found["pick"]["accuracy"] == pytest.approx(right)
+
+
+def test_labels_that_match_nothing_keep_the_threshold(tmp_path: Path) -> None:
+    (tmp_path / "routes.yaml").write_text(ROUTES)
+    text = ROUTED.replace("ROUTES", str(tmp_path / "routes.yaml"))
+    val = _trec_cases(500, 560)
+    wrong = LabelledCases(val.cases, ["no-such-label"] * len(val.cases))
+    report = train_pipeline(read_pipeline("p.yaml", text=text), _trec_cases(0, 300), wrong,
+                            output=tmp_path / "m", cascades=CascadeGoal(budget=0.4))
+    (found,) = report["cascades"]
+    assert found["scored"] is None and found["pick"] is None
+    spec = read_pipeline(tmp_path / "m" / "pipeline.yaml")
+    assert spec.pipeline.serial[0].cascade.stages[0].threshold == 0.99

@@ -103,6 +103,11 @@ def test_text_cascade_preset_trains_its_threshold_then_evaluates(tmp_path: Path)
                                  "--json"])
     assert scored.exit_code == 0, scored.output
     assert json.loads(scored.output)["accuracy"] == pytest.approx(chosen["accuracy"])
+    # The same goal in eval's text output picks the same threshold on the same cases.
+    text = runner.invoke(app, ["eval", str(out / "pipeline.yaml"), "--data", str(val_csv),
+                               "--budget", "0.5"])
+    assert text.exit_code == 0, text.output
+    assert f"cascade cheap>text, the budget: threshold {chosen['threshold']:.4f}" in text.output
 
 
 def test_cascade_goal_errors(tmp_path: Path) -> None:
