@@ -261,14 +261,21 @@ def save_model(trained: TrainedModel, directory: str | Path) -> Path:
 
 
 def _sklearn_type(name: str) -> bool:
-    """A class defined by scikit-learn itself (a private helper class too, not a function)."""
+    """A class defined by scikit-learn itself (a private helper class too, not a function).
+
+    The class must live where its name says: scikit-learn's modules import foreign classes
+    (``functools.partial``, ``gzip.GzipFile``), and a tampered file can name one of them by
+    the module that imported it.
+    """
     if not name.startswith("sklearn."):
         return False
     module, _, attr = name.rpartition(".")
     try:
-        return isinstance(getattr(importlib.import_module(module), attr), type)
+        found = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError):
         return False
+    return (isinstance(found, type) and found.__module__ == module
+            and found.__qualname__ == attr)
 
 
 def load_model(path: str | Path) -> TrainedModel:

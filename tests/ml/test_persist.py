@@ -50,6 +50,48 @@ def test_untrusted_file_is_refused(tmp_path: Path) -> None:
         load_model(path)
 
 
+def _rehome(source: Path, target: Path, moves: dict[str, str]) -> None:
+    """Copy a skops file, renaming the modules its schema records (what a tamperer does)."""
+    import zipfile
+
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "schema.json":
+                text = data.decode()
+                for old, new in moves.items():
+                    text = text.replace(f'"__module__": "{old}"', f'"__module__": "{new}"')
+                data = text.encode()
+            zout.writestr(item, data)
+
+
+def test_foreign_classes_named_by_a_sklearn_module_are_refused(tmp_path: Path) -> None:
+    # scikit-learn's modules import functools.partial and gzip.GzipFile; a file that names them
+    # through those modules must not pass for scikit-learn's own classes (loading it, then
+    # predicting, would truncate any file the attacker names).
+    import functools
+    import gzip
+
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    step = FunctionTransformer()
+    pipe = Pipeline([("f", step), ("lr", LogisticRegression())]).fit(
+        np.array([[0.0], [1.0], [2.0], [3.0]]), ["a", "b", "a", "b"])
+    step.func = functools.partial(gzip.GzipFile, str(victim), "wb")
+    _skops().dump(pipe, tmp_path / "raw.skops")
+    _rehome(tmp_path / "raw.skops", tmp_path / "model.skops", {
+        "functools": "sklearn.preprocessing._function_transformer",
+        "gzip": "sklearn.datasets._covtype"})
+    with pytest.raises(InputError, match="not trusted.*partial"):
+        load_model(tmp_path / "model.skops")
+    assert victim.read_text() == "keep me\n"
+
+
 def test_missing_file_says_how_to_make_one(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="hybrid-ai train"):
         load_model(tmp_path)
