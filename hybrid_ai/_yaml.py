@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from ._errors import ConfigError, Location, Problem
+from ._files import read_text
 
 __all__ = ["LineDict", "LineList", "load_yaml_file", "load_yaml_text", "location_at"]
 
@@ -70,7 +71,11 @@ def _loader_for(file: str) -> type[yaml.SafeLoader]:
         result.location, result.key_locations, result.value_locations = _loc(node, file), {}, {}
         loader.flatten_mapping(node)
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            key = _key(loader, key_node, file)
+            if key in result:  # YAML would keep the last silently: a lost `when:` or `with:`
+                raise _problem(file, f"duplicate key {key!r} (first at "
+                               f"{result.key_locations[str(key)]})", _loc(key_node, file),
+                               "remove one of them, or merge what they hold")
             result[key] = loader.construct_object(value_node, deep=True)
             result.key_locations[str(key)] = _loc(key_node, file)
             result.value_locations[str(key)] = _text_start(value_node, file)
@@ -87,6 +92,17 @@ def _loader_for(file: str) -> type[yaml.SafeLoader]:
     return _Loader
 
 
+def _key(loader: yaml.SafeLoader, node: yaml.Node, file: str) -> Any:
+    if not isinstance(node, yaml.ScalarNode):
+        raise _problem(file, "a mapping key must be plain text, not a list or mapping",
+                       _loc(node, file), "write the key as a word, e.g. `name:`")
+    return loader.construct_object(node, deep=True)
+
+
+def _problem(file: str, message: str, where: Location, hint: str) -> ConfigError:
+    return ConfigError(f"{file} is not valid YAML", [Problem(message, where, hint)])
+
+
 def load_yaml_text(text: str, file: str = "<string>") -> Any:
     """Parse YAML text; a syntax error becomes a ConfigError with file:line:col."""
     loader = _loader_for(file)(text)
@@ -95,20 +111,24 @@ def load_yaml_text(text: str, file: str = "<string>") -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
-        problem = Problem(f"YAML syntax error: {exc.problem}", where, "fix the indentation/quotes")
+        problem = Problem(f"YAML syntax error: {exc.problem}", where, _hint(exc))
         raise ConfigError(f"{file} is not valid YAML", [problem]) from None
     finally:
         loader.dispose()
 
 
+def _hint(exc: yaml.MarkedYAMLError) -> str:
+    if isinstance(exc, yaml.constructor.ConstructorError):
+        return "tags such as !!python/object are not allowed in data files; remove the tag"
+    if "another document" in str(exc.problem):
+        return "one document per file: remove the `---` line and what follows, or split it"
+    return "fix the indentation/quotes"
+
+
 def load_yaml_file(path: str | Path) -> Any:
     """Read and parse a YAML file (UTF-8)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}; check the path") from None
-    return load_yaml_text(text, str(path))
+    return load_yaml_text(read_text(path), str(path))
 
 
 def location_at(root: Any, loc: tuple[int | str, ...], default: Location) -> Location:

@@ -327,6 +327,19 @@ def test_batch_all_good_exits_0(folder: Path) -> None:
     assert [(r["line"], r["decision"]) for r in rows] == [(1, "a"), (3, "b")]
 
 
+def test_batch_lines_that_are_not_utf8_or_not_json_fail_alone(folder: Path) -> None:
+    cases = folder / "mixed.jsonl"
+    cases.write_bytes(b'\xef\xbb\xbf"a"\n\xff\xfe bad bytes\n{"text": "b", "n": NaN}\n"c"\n')
+    out = folder / "mixed-out.jsonl"
+    result = cli("batch", folder / "pipeline.yaml", "-i", cases, "-o", out, "--no-progress")
+    assert result.exit_code == 1
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [(r["line"], r["decision"]) for r in rows] == [(1, "a"), (2, None), (3, None),
+                                                         (4, "c")]
+    assert rows[1]["error"].startswith(f"{cases}:2:1: byte 0xff is not UTF-8")
+    assert "NaN is not JSON" in rows[2]["error"]
+
+
 def test_batch_missing_input(folder: Path) -> None:
     result = cli("batch", folder / "pipeline.yaml", "-i", folder / "absent.jsonl",
                  "-o", folder / "o.jsonl")

@@ -276,6 +276,50 @@ def test_missing_file(tmp_path: Path) -> None:
         read_pipeline(tmp_path / "absent.yaml")
 
 
+def test_yaml_tags_are_refused_with_a_hint_about_tags(tmp_path: Path) -> None:
+    path = write(tmp_path, "pipeline: !!python/object/apply:os.system ['echo hi']\n")
+    with pytest.raises(ConfigError) as info:
+        read_pipeline(path)
+    assert "remove the tag" in str(info.value.problems[0].hint)
+
+
+@pytest.mark.parametrize(("text", "line", "first"), [
+    ("pipeline: {stage: decide}\npipeline: {stage: rules}\n", 2, 1),
+    ("pipeline:\n  stage: rules\n  with: {path: a.yaml}\n  with: {path: b.yaml}\n", 4, 3),
+])
+def test_a_duplicate_key_is_an_error_naming_both_places(tmp_path: Path, text: str, line: int,
+                                                        first: int) -> None:
+    # YAML itself keeps the last silently: the first `with:` would simply vanish.
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match="not valid YAML") as info:
+        read_pipeline(path)
+    (problem,) = info.value.problems
+    assert problem.location.line == line and f"{path}:{first}:" in problem.message
+
+
+def test_a_list_as_a_key_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    path = write(tmp_path, "pipeline:\n  ? [a, b]\n  : 1\n")
+    with pytest.raises(ConfigError, match="not valid YAML") as info:
+        read_pipeline(path)
+    assert info.value.problems[0].location.line == 2
+
+
+def test_a_file_that_is_not_utf8_names_the_byte_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("pipeline:\n  stage: d\xe9cide\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8") as info:
+        read_pipeline(path)
+    (problem,) = info.value.problems
+    assert (problem.location.line, problem.location.column) == (2, 11)
+    assert "0xe9" in problem.message and "UTF-8" in str(problem.hint)
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "bom.yaml"
+    path.write_bytes(b"\xef\xbb\xbfpipeline: {stage: decide}\n")
+    assert read_pipeline(path).pipeline.stage == "decide"
+
+
 # --- JSON schema ------------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import InputError
+from .._files import decode_utf8
 
 __all__ = ["Record", "parse_case_json", "read_jsonl"]
 
@@ -25,7 +26,7 @@ class Record:
 def parse_case_json(text: str, where: str = "--input") -> Any:
     """A case from JSON text: an object (``{"text": ..., "fields": ...}``) or a JSON string."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_not_json)
     except json.JSONDecodeError as exc:
         raise InputError(f"{where}: invalid JSON at column {exc.colno}: {exc.msg}; "
                          'pass e.g. \'{"text": "...", "fields": {}}\'') from None
@@ -34,17 +35,24 @@ def parse_case_json(text: str, where: str = "--input") -> Any:
     return value
 
 
+def _not_json(word: str) -> Any:
+    raise json.JSONDecodeError(f"{word} is not JSON (write null, or the number as text)", word, 0)
+
+
 def read_jsonl(path: Path) -> Iterator[Record]:
-    """Every non-blank line of a JSON Lines file; a bad line becomes a Record with an error."""
+    """Every non-blank line of a JSON Lines file; a bad line becomes a Record with an error.
+
+    Lines are decoded one by one, so bytes that are not UTF-8 fail only their own line.
+    """
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open("rb")
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}; check the path") from None
     with handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
+        for number, raw in enumerate(handle, 1):
             try:
-                yield Record(number, parse_case_json(line, f"{path}:{number}"))
+                line = decode_utf8(raw, str(path), InputError, first_line=number)
+                if line.strip():
+                    yield Record(number, parse_case_json(line, f"{path}:{number}"))
             except InputError as exc:
                 yield Record(number, None, str(exc))

@@ -87,7 +87,7 @@ def test_foreign_classes_named_by_a_sklearn_module_are_refused(tmp_path: Path) -
     _rehome(tmp_path / "raw.skops", tmp_path / "model.skops", {
         "functools": "sklearn.preprocessing._function_transformer",
         "gzip": "sklearn.datasets._covtype"})
-    with pytest.raises(InputError, match="not trusted.*partial"):
+    with pytest.raises(InputError, match=r"not trusted.*partial"):
         load_model(tmp_path / "model.skops")
     assert victim.read_text() == "keep me\n"
 
