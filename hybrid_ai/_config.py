@@ -143,11 +143,18 @@ class PipelineSpec(_Spec):
     pipeline: Node
     _file: str | None = PrivateAttr(default=None)
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    _trust_code: bool = PrivateAttr(default=False)
 
     @property
     def base_dir(self) -> Path:
         """The folder relative paths in ``with:`` blocks are resolved against."""
         return self._base_dir
+
+    @property
+    def code_dirs(self) -> tuple[Path, ...]:
+        """Folders ``plugins:`` modules may be imported from besides the installed packages:
+        the pipeline's own, only when its reader trusted the code there (``trust_code``)."""
+        return (self._base_dir,) if self._trust_code else ()
 
 
 _NODE_KEYS: dict[str, type[_Spec]] = {
@@ -268,11 +275,13 @@ def _node_hint() -> str:
 
 
 def read_pipeline(source: str | Path, *, text: str | None = None,
-                  base_dir: str | Path | None = None) -> PipelineSpec:
+                  base_dir: str | Path | None = None, trust_code: bool = False) -> PipelineSpec:
     """Read a pipeline file (or ``text`` named ``source``); every problem is reported at once.
 
-    Relative paths and local plugin modules resolve against ``base_dir``: by default the file's
-    folder, or the current directory for ``text``.
+    Relative paths resolve against ``base_dir``: by default the file's folder, or the current
+    directory for ``text``. A pipeline file is data: the modules its ``plugins:`` list names
+    are imported from the installed packages, and from ``base_dir`` only with ``trust_code``
+    (the caller vouches for the Python files there).
     """
     file = str(source)
     raw = load_yaml_text(text, file) if text is not None else load_yaml_file(source)
@@ -286,7 +295,7 @@ def read_pipeline(source: str | Path, *, text: str | None = None,
     if isinstance(raw.get("define"), Mapping):
         data["define"] = {k: reader.node(v) for k, v in raw["define"].items()}
     spec = _finish(reader, data, raw, file)
-    spec._file = file
+    spec._file, spec._trust_code = file, trust_code
     if base_dir is not None:
         spec._base_dir = Path(base_dir).resolve()
     else:

@@ -78,9 +78,12 @@ class Engine:
         self._versioned: tuple[tuple[str, ...], str] | None = None
 
     @classmethod
-    def from_yaml(cls, path: str | Path, **kwargs: Any) -> Engine:
-        """``Engine.from_yaml("pipeline.yaml")``; every wiring problem is raised at once."""
-        return cls(read_pipeline(path), **kwargs)
+    def from_yaml(cls, path: str | Path, *, trust_code: bool = False, **kwargs: Any) -> Engine:
+        """``Engine.from_yaml("pipeline.yaml")``; every wiring problem is raised at once.
+
+        ``trust_code=True`` lets the file's ``plugins:`` import modules kept beside it.
+        """
+        return cls(read_pipeline(path, trust_code=trust_code), **kwargs)
 
     @property
     def name(self) -> str:
@@ -202,7 +205,8 @@ def _as_graph(pipeline: PipelineSpec | Node | Graph, plugin_objects: Sequence[ob
     if isinstance(pipeline, Graph):
         return pipeline
     spec = pipeline if isinstance(pipeline, PipelineSpec) else PipelineSpec(pipeline=pipeline)
-    plugins = Plugins.default().with_modules(spec.plugins, plugin_objects, [spec.base_dir])
+    plugins = Plugins.default().with_modules(spec.plugins, plugin_objects, spec.code_dirs,
+                                             beside=spec.base_dir)
     return build_graph(spec, plugins)
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextvars
 import importlib
+import re
 import sys
 import threading
+import types
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -89,7 +91,8 @@ class Plugins:
     _default_lock = threading.Lock()
 
     def __init__(self, *, entry_points: bool = True, modules: Sequence[str] = (),
-                 objects: Sequence[object] = (), search: Sequence[Path] = ()) -> None:
+                 objects: Sequence[object] = (), search: Sequence[Path] = (),
+                 beside: Path | None = None) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         from . import _builtins
@@ -99,12 +102,20 @@ class Plugins:
             self._load_entry_points()
         self.modules = tuple(modules)
         for module in self.modules:
-            plugin = import_plugin(module, search)
-            if not self.pm.is_registered(plugin):  # also installed through its entry point
-                self.pm.register(plugin, name=module)
+            self._register_module(module, import_plugin(module, search, beside))
         for obj in objects:
-            self.pm.register(obj)
+            self.pm.register(obj, name=_object_name(obj, self.pm))
         self.hook = self.pm.hook
+
+    def _register_module(self, module: str, plugin: object) -> None:
+        if self.pm.is_registered(plugin):  # also installed through its entry point
+            return
+        self.pm.register(plugin, name=module)
+        if not self.pm.get_hookcallers(plugin):
+            self.pm.unregister(plugin)
+            raise PluginError(
+                f"module {module!r} holds no hybrid-ai hooks (functions named hybrid_ai_* "
+                "marked @hookimpl); check the name in `plugins:` or -p, or see docs/plugins.md")
 
     @classmethod
     def default(cls) -> Plugins:
@@ -115,12 +126,14 @@ class Plugins:
             return cls._default
 
     def with_modules(self, modules: Sequence[str], objects: Sequence[object] = (),
-                     search: Sequence[Path] = ()) -> Plugins:
+                     search: Sequence[Path] = (), *, beside: Path | None = None) -> Plugins:
         """A new manager with these plugin modules and objects added (self is unchanged);
-        ``search`` lists folders (a pipeline's own) where the modules may also live."""
+        ``search`` lists trusted folders where the modules may also live, ``beside`` the
+        pipeline's folder, named in the error when a module is there but not trusted."""
         if not modules and not objects:
             return self
-        return Plugins(modules=(*self.modules, *modules), objects=objects, search=search)
+        return Plugins(modules=(*self.modules, *modules), objects=objects, search=search,
+                       beside=beside)
 
     def _load_entry_points(self) -> None:
         try:
@@ -205,26 +218,45 @@ class Plugins:
                 ("llm backends", self.llm_backends), ("cli commands", self.cli_commands)]
 
 
-def import_plugin(module: str, search: Sequence[Path] = ()) -> object:
+_MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\Z")
+
+
+def import_plugin(module: str, search: Sequence[Path] = (), beside: Path | None = None) -> object:
     """Import a plugin module named in a pipeline's ``plugins:`` list or on the command line.
 
-    The module is looked up on ``sys.path`` first, then in ``search`` (the pipeline's folder), so
-    a plugin file kept beside its pipeline works without setting PYTHONPATH.
+    The module is looked up on ``sys.path`` first, then in ``search`` (the pipeline's folder,
+    when its reader trusted the code there), so a plugin kept beside its pipeline works without
+    PYTHONPATH. Whatever goes wrong while importing it is a PluginError naming the module.
     """
+    if not _MODULE_NAME.match(module):
+        raise PluginError(f"plugin {module!r} is not a module name; write a dotted Python "
+                          "module name such as `my_plugin` or `package.plugin`, not a path")
     try:
-        return importlib.import_module(module)
+        return _import(module)
     except ImportError as exc:
         top_missing = isinstance(exc, ModuleNotFoundError) and exc.name == module.split(".")[0]
-        if not (top_missing and search):
+        if not top_missing:
             raise PluginError(_not_importable(module, exc)) from exc
+        if not search:
+            raise PluginError(_not_importable(module, exc, beside)) from exc
     return _import_from(module, search)
+
+
+def _import(module: str) -> object:
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise
+    except Exception as exc:  # the module's own code failed: say which module, and how
+        raise PluginError(f"plugin module {module!r} failed while importing: "
+                          f"{type(exc).__name__}: {exc}; fix the module") from exc
 
 
 def _import_from(module: str, search: Sequence[Path]) -> object:
     added = [str(p) for p in search if str(p) not in sys.path]
     sys.path[:0] = added
     try:
-        return importlib.import_module(module)
+        return _import(module)
     except ImportError as exc:
         raise PluginError(_not_importable(module, exc)) from exc
     finally:
@@ -232,6 +264,23 @@ def _import_from(module: str, search: Sequence[Path]) -> object:
             sys.path.remove(entry)
 
 
-def _not_importable(module: str, exc: ImportError) -> str:
+def _not_importable(module: str, exc: ImportError, beside: Path | None = None) -> str:
+    top = module.split(".")[0]
+    if beside is not None and ((beside / f"{top}.py").is_file() or (beside / top).is_dir()):
+        return (f"plugin module {module!r} is beside the pipeline file ({beside}) but not "
+                "installed; a pipeline file is data, so the code beside it is imported only "
+                "when you trust it: pass --trust-code (CLI) or trust_code=True "
+                "(Engine.from_yaml / read_pipeline), or install the module")
     return (f"plugin module {module!r} could not be imported: {exc}; check the name and that its "
-            "package is installed (or beside the pipeline file, or on PYTHONPATH)")
+            "package is installed (or on PYTHONPATH)")
+
+
+def _object_name(obj: object, pm: pluggy.PluginManager) -> str:
+    """A readable name for a plugin object (its class), unique within the manager."""
+    base = obj.__name__ if isinstance(obj, types.ModuleType) else \
+        f"{type(obj).__module__}.{type(obj).__qualname__}"
+    name, n = base, 1
+    while pm.has_plugin(name):
+        n += 1
+        name = f"{base}#{n}"
+    return name

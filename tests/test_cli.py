@@ -142,6 +142,18 @@ def test_validate_unimportable_plugin(folder: Path) -> None:
     assert "no_such_module_xyz" in result.stderr
 
 
+def test_validate_trusts_code_beside_the_pipeline_only_when_told(folder: Path) -> None:
+    (folder / "beside_cli_plugin.py").write_text(
+        "from hybrid_ai import hookimpl\n\n@hookimpl\ndef hybrid_ai_stages():\n    return {}\n",
+        encoding="utf-8")
+    path = folder / "local.yaml"
+    path.write_text("plugins: [beside_cli_plugin]\npipeline: {stage: decide}\n",
+                    encoding="utf-8")
+    refused = cli("validate", path)
+    assert refused.exit_code == 1 and "--trust-code" in refused.stderr
+    assert cli("validate", path, "--trust-code").exit_code == 0
+
+
 def test_plan(folder: Path) -> None:
     result = cli("plan", folder / "pipeline.yaml")
     assert result.exit_code == 0, result.output
@@ -338,6 +350,27 @@ def test_batch_lines_that_are_not_utf8_or_not_json_fail_alone(folder: Path) -> N
                                                          (4, "c")]
     assert rows[1]["error"].startswith(f"{cases}:2:1: byte 0xff is not UTF-8")
     assert "NaN is not JSON" in rows[2]["error"]
+
+
+def test_batch_names_an_invalid_case_by_its_line_and_id(folder: Path) -> None:
+    cases = folder / "ids.jsonl"
+    cases.write_text('"a"\n\n{"id": "d", "text": 5}\n', encoding="utf-8")
+    out = folder / "ids-out.jsonl"
+    cli("batch", folder / "pipeline.yaml", "-i", cases, "-o", out, "--no-progress")
+    bad = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()][1]
+    assert (bad["line"], bad["case"]) == (3, "d")
+    assert bad["error"].startswith(f"{cases}:3: invalid case")
+
+
+def test_batch_refuses_to_overwrite_its_input_or_write_nowhere(folder: Path) -> None:
+    cases = folder / "in.jsonl"
+    cases.write_text('"a"\n', encoding="utf-8")
+    same = cli("batch", folder / "pipeline.yaml", "-i", cases, "-o", cases, "--no-progress")
+    assert same.exit_code == 1 and "would overwrite --input" in same.stderr
+    assert cases.read_text(encoding="utf-8") == '"a"\n'
+    nowhere = cli("batch", folder / "pipeline.yaml", "-i", cases, "-o",
+                  folder / "no" / "such" / "o.jsonl", "--no-progress")
+    assert nowhere.exit_code == 1 and "cannot write --output" in nowhere.stderr
 
 
 def test_batch_missing_input(folder: Path) -> None:

@@ -12,7 +12,7 @@ import typer
 
 from .._config import PipelineSpec, read_pipeline
 from .._engine import Engine
-from .._errors import ConfigError, HybridAIError
+from .._errors import ConfigError, HybridAIError, InputError
 from .._plugins import Plugins
 from .._result import Result
 from ._io import Record, parse_case_json, read_jsonl
@@ -25,6 +25,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 PipelineArg = typer.Argument(..., help="pipeline YAML file", show_default=False)
 PluginOpt = typer.Option([], "--plugin", "-p", help="plugin module to load (repeatable)")
+TrustOpt = typer.Option(False, "--trust-code", help="let the pipeline's `plugins:` import "
+                        "modules kept beside it (only for code you trust)")
 
 
 def _fail(exc: BaseException, code: int = 1) -> None:
@@ -32,8 +34,8 @@ def _fail(exc: BaseException, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _engine(pipeline: Path, plugins: Sequence[str]) -> Engine:
-    spec = read_pipeline(pipeline)
+def _engine(pipeline: Path, plugins: Sequence[str], trust_code: bool = False) -> Engine:
+    spec = read_pipeline(pipeline, trust_code=trust_code)
     spec.plugins.extend(p for p in plugins if p not in spec.plugins)
     return Engine(spec)
 
@@ -73,12 +75,13 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     explain: bool = typer.Option(False, "--explain", help="print each explanation"),
     plugin: list[str] = PluginOpt,
+    trust_code: bool = TrustOpt,
 ) -> None:
     """Run cases through a pipeline and print each decision."""
     given = [x for x in (text, input, file) if x is not None]
     if len(given) != 1:
         _fail(HybridAIError("give exactly one of --text, --input or --file"), 2)
-    with _engine(pipeline, plugin) as engine:
+    with _engine(pipeline, plugin, trust_code) as engine:
         if file is not None:
             failed = _run_file(engine, file, as_json, explain)
             raise typer.Exit(1 if failed else 0)
@@ -115,8 +118,8 @@ def _results(engine: Engine, records: list[Record], progress: bool,
 def _error_result(engine: Engine, record: Record) -> Result:
     from .._facts import Case
 
-    return Result(Case(id=f"line-{record.line}"), (), (), engine.name, engine.version,
-                  record.error)
+    return Result(Case(id=record.case_id or f"line-{record.line}"), (), (), engine.name,
+                  engine.version, record.error)
 
 
 @app.command()
@@ -128,26 +131,46 @@ def batch(
     concurrency: int = typer.Option(4, "--concurrency", "-c", min=1),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
     plugin: list[str] = PluginOpt,
+    trust_code: bool = TrustOpt,
 ) -> None:
     """Run a JSON Lines file; every input line gets one output row, failures included.
     Exit status 1 when any record failed."""
     records = list(read_jsonl(input))
-    with _engine(pipeline, plugin) as engine:
-        results = _results(engine, records, progress, concurrency)
-    with output.open("w", encoding="utf-8") as handle:
-        for record, result in zip(records, results, strict=True):
-            row = {"line": record.line, **result.to_dict()}
-            handle.write(json.dumps(row, default=str) + "\n")
+    part = _writable(output, input)
+    try:
+        with _engine(pipeline, plugin, trust_code) as engine:
+            results = _results(engine, records, progress, concurrency)
+        with part.open("w", encoding="utf-8") as handle:
+            for record, result in zip(records, results, strict=True):
+                handle.write(json.dumps({"line": record.line, **result.to_dict()},
+                                        default=str) + "\n")
+        part.replace(output)  # whole or not at all: a failed run leaves an old output intact
+    finally:
+        part.unlink(missing_ok=True)
     failed = sum(not r.ok for r in results)
     typer.echo(f"{len(results)} record(s), {failed} failed -> {output}", err=True)
     raise typer.Exit(1 if failed else 0)
 
 
+def _writable(output: Path, source: Path) -> Path:
+    """Where the rows are written before they replace ``output``; checked before any work."""
+    if output.resolve() == source.resolve():
+        raise InputError(f"--output {output} would overwrite --input; choose another file")
+    part = output.with_name(output.name + ".part")
+    try:
+        part.touch()
+    except OSError as exc:
+        raise InputError(f"cannot write --output {output}: {exc.strerror}; check that its "
+                         "folder exists and is writable") from None
+    return part
+
+
 @app.command()
-def validate(pipeline: Path = PipelineArg, plugin: list[str] = PluginOpt) -> None:
+def validate(pipeline: Path = PipelineArg, plugin: list[str] = PluginOpt,
+             trust_code: bool = TrustOpt) -> None:
     """Check a pipeline file: every problem is listed with file:line; exit status 1 if any."""
     try:
-        engine = _engine(pipeline, plugin)
+        engine = _engine(pipeline, plugin, trust_code)
     except ConfigError as exc:
         if not exc.problems:  # e.g. the file cannot be read: the message says it all
             _fail(exc)
@@ -164,9 +187,9 @@ def validate(pipeline: Path = PipelineArg, plugin: list[str] = PluginOpt) -> Non
 @app.command()
 @guarded
 def plan(pipeline: Path = PipelineArg, as_json: bool = typer.Option(False, "--json"),
-         plugin: list[str] = PluginOpt) -> None:
+         plugin: list[str] = PluginOpt, trust_code: bool = TrustOpt) -> None:
     """Show run order, parallel groups, route conditions and cascade thresholds."""
-    with _engine(pipeline, plugin) as engine:
+    with _engine(pipeline, plugin, trust_code) as engine:
         if as_json:
             typer.echo(json.dumps(engine.graph.plan(), indent=2, default=str))
         else:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import InputError
+from .._facts import Case
 from .._files import decode_utf8
 
 __all__ = ["Record", "parse_case_json", "read_jsonl"]
@@ -21,6 +22,7 @@ class Record:
     line: int
     case: Any
     error: str | None = None
+    case_id: str | None = None  # the id a line that failed still gave, for its output row
 
 
 def parse_case_json(text: str, where: str = "--input") -> Any:
@@ -53,6 +55,15 @@ def read_jsonl(path: Path) -> Iterator[Record]:
             try:
                 line = decode_utf8(raw, str(path), InputError, first_line=number)
                 if line.strip():
-                    yield Record(number, parse_case_json(line, f"{path}:{number}"))
+                    yield _record(number, parse_case_json(line, f"{path}:{number}"), path)
             except InputError as exc:
                 yield Record(number, None, str(exc))
+
+
+def _record(number: int, value: Any, path: Path) -> Record:
+    # Checked here, not in the batch, so that a bad case is named by its file and line.
+    try:
+        return Record(number, Case.coerce(value, where=f"{path}:{number}"))
+    except InputError as exc:
+        given = value.get("id") if isinstance(value, dict) else None
+        return Record(number, None, str(exc), given if isinstance(given, str) else None)

@@ -33,6 +33,8 @@ DatasetOpt = typer.Option(None, "--dataset", help="a bundled dataset: sst2, trec
 TextOpt = typer.Option("text", "--text-column", help="CSV column with the text")
 LabelOpt = typer.Option("label", "--label-column", help="CSV column with the label")
 PresetOpt = typer.Option(None, "--preset", help="a built-in pipeline: text, text-cascade")
+TrustOpt = typer.Option(False, "--trust-code", help="let the pipeline's `plugins:` import "
+                        "modules kept beside it (only for code you trust)")
 FeaturesOpt = typer.Option("fused", "--features",
                            help="tfidf, embedding, fused, or groups like word,char")
 ModelOpt = typer.Option("logistic_regression", "--model-type", help="classifier name")
@@ -103,13 +105,15 @@ def _emit(report: dict[str, Any], as_json: bool, lines: list[str]) -> None:
 PipelineArg = typer.Argument(None, help="pipeline YAML whose trainable stages to fit / run")
 
 
-def _pipeline_spec(pipeline: Path | None, preset: str | None) -> Any:
+def _pipeline_spec(pipeline: Path | None, preset: str | None, trust_code: bool = False) -> Any:
     from .._config import read_pipeline
     from ._pipeline import preset_pipeline
 
     if pipeline is not None and preset is not None:
         raise ConfigError("give a PIPELINE file or --preset, not both")
-    return preset_pipeline(preset) if preset is not None else read_pipeline(pipeline or "")
+    if preset is not None:
+        return preset_pipeline(preset)
+    return read_pipeline(pipeline or "", trust_code=trust_code)
 
 
 def _cascade_goal(keep: bool, tolerance: float, target: float | None,
@@ -146,6 +150,7 @@ def train(
     val: Path | None = typer.Option(None, "--val", help="validation CSV (pipelines: fusions "
                                     "fit on it, metrics are reported on it)"),
     preset: str | None = PresetOpt,
+    trust_code: bool = TrustOpt,
     search: bool = typer.Option(False, "--search", help="cross-validated grid search"),
     cascade_target: float | None = CascadeTargetOpt,
     cascade_budget: float | None = CascadeBudgetOpt,
@@ -173,7 +178,7 @@ def train(
     if pipeline is not None or preset is not None:
         goal = _cascade_goal(keep_thresholds, cascade_tolerance, cascade_target, cascade_budget,
                              cascade_folds)
-        report = _train_pipeline(_pipeline_spec(pipeline, preset), data, val, output,
+        report = _train_pipeline(_pipeline_spec(pipeline, preset, trust_code), data, val, output,
                                  (text_column, label_column), search, goal)
         _emit(report, as_json, _pipeline_lines(report, output))
         return
@@ -302,6 +307,7 @@ def evaluate(
                                            "CSV, to refit without each feature group"),
     plots: Path | None = typer.Option(None, "--plots", help="folder for PNG plots"),
     preset: str | None = PresetOpt,
+    trust_code: bool = TrustOpt,
     target_accuracy: float | None = typer.Option(None, "--target-accuracy", help="pipelines: "
                                                  "pick each cascade's threshold to reach it"),
     budget: float | None = typer.Option(None, "--budget", help="pipelines: pick each cascade's "
@@ -325,7 +331,7 @@ def evaluate(
         options = {"text_column": text_column, "label_column": label_column, "models": models,
                    "train_data": train_data, "ablation": ablation, "plots": plots,
                    "target_accuracy": target_accuracy, "budget": budget}
-        report = _eval_pipeline(_pipeline_spec(pipeline, preset), data, options)
+        report = _eval_pipeline(_pipeline_spec(pipeline, preset, trust_code), data, options)
         _write_report(report, output)
         _emit(report, as_json, _pipeline_table(report))
         return
