@@ -43,6 +43,31 @@ class ChatServer:
         self._server.server_close()
 
 
+_MAX_BODY = 1 << 20  # a chat request is text; more than 1 MiB is a mistake or an attack
+_SHAPE = ('expected {"messages": [{"role": "user", "content": "..."}], '
+          '"max_tokens": 64} (max_tokens optional)')
+
+
+def _request(headers: Any, body: Any) -> tuple[int, str | dict[str, Any]]:
+    """(status, error message) for a bad request, else (200, the parsed JSON body)."""
+    try:
+        size = int(headers.get("Content-Length", 0))
+    except ValueError:
+        return 400, "Content-Length is not a number"
+    if size < 0 or size > _MAX_BODY:
+        return (413 if size > 0 else 400), f"Content-Length {size} is outside 0..{_MAX_BODY}"
+    try:
+        request = json.loads(body.read(size))
+        str(request["messages"][-1]["content"])
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        return 400, f"bad request ({type(exc).__name__}: {exc}); {_SHAPE}"
+    tokens = request.get("max_tokens")
+    if tokens is not None and (not isinstance(tokens, int) or isinstance(tokens, bool)
+                               or not 0 < tokens <= 4096):
+        return 400, f"max_tokens must be a whole number from 1 to 4096, got {tokens!r}"
+    return 200, request
+
+
 def _handler(generator: Generator) -> type[BaseHTTPRequestHandler]:
     model_lock = threading.Lock()
 
@@ -50,14 +75,16 @@ def _handler(generator: Generator) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             if self.path.rstrip("/") != "/v1/chat/completions":
                 return self._send(404, {"error": {"message": f"no route {self.path}"}})
+            status, request = _request(self.headers, self.rfile)
+            if not isinstance(request, dict):
+                return self._send(status, {"error": {"message": request}})
+            prompt = str(request["messages"][-1]["content"])
             try:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                prompt = str(body["messages"][-1]["content"])
-            except (ValueError, KeyError, IndexError, TypeError) as exc:
-                return self._send(400, {"error": {"message": f"bad request: {exc}"}})
-            with model_lock:
-                text = generator.generate(prompt, max_new_tokens=body.get("max_tokens"))
-            self._send(200, _completion(body.get("model", generator.name), text))
+                with model_lock:
+                    text = generator.generate(prompt, max_new_tokens=request.get("max_tokens"))
+            except Exception as exc:  # the client gets an answer, never a dropped connection
+                return self._send(500, {"error": {"message": f"{type(exc).__name__}: {exc}"}})
+            self._send(200, _completion(request.get("model", generator.name), text))
 
         def _send(self, status: int, payload: dict[str, Any]) -> None:
             data = json.dumps(payload).encode()

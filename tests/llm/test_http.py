@@ -154,3 +154,52 @@ def test_served_generative_model_answers_over_http(generator: Generator) -> None
     finally:
         server.stop()
     assert "Paris" in answer
+
+
+def _post(url: str, body: bytes, length: str | None = None) -> tuple[int, str]:
+    import http.client
+    from urllib.parse import urlparse
+
+    where = urlparse(url)
+    conn = http.client.HTTPConnection(where.hostname, where.port, timeout=10)
+    try:
+        conn.putrequest("POST", "/v1/chat/completions")
+        conn.putheader("Content-Length", length if length is not None else str(len(body)))
+        conn.endheaders()
+        if length is None:
+            conn.send(body)
+        reply = conn.getresponse()
+        return reply.status, json.loads(reply.read())["error"]["message"]
+    finally:
+        conn.close()
+
+
+class Failing(ScriptedGenerator):
+    def generate(self, prompt: str, **options: Any) -> str:
+        raise RuntimeError("out of memory")
+
+
+@pytest.mark.parametrize(("body", "length", "status", "says"), [
+    (b'{"messages": []}', None, 400, '"messages": [{"role": "user"'),
+    (b'{"messages": [{"content": "hi"}], "max_tokens": "lots"}', None, 400, "max_tokens"),
+    (b'{"messages": [{"content": "hi"}], "max_tokens": 0}', None, 400, "max_tokens"),
+    (b"", "-1", 400, "outside"),
+    (b"", str(2 << 20), 413, "outside"),
+])
+def test_our_server_answers_bad_requests_with_what_it_expects(body: bytes, length: str | None,
+                                                              status: int, says: str) -> None:
+    server = ChatServer(ScriptedGenerator(["unused"])).start()
+    try:
+        assert _post(server.url, body, length)[0] == status
+        assert says in _post(server.url, body, length)[1]
+    finally:
+        server.stop()
+
+
+def test_a_failing_model_gets_the_client_a_500_not_a_dropped_connection() -> None:
+    server = ChatServer(Failing(["unused"])).start()
+    try:
+        status, message = _post(server.url, b'{"messages": [{"content": "hi"}]}')
+    finally:
+        server.stop()
+    assert status == 500 and "RuntimeError: out of memory" in message
