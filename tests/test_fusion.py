@@ -374,3 +374,20 @@ def test_learned_fuse_must_be_trained_or_loaded(tmp_path: Any) -> None:
     assert loaded.process(board)[0].data["label"] in ("a", "b")
     with pytest.raises(ConfigError, match="holds strategy"):
         FuseStage(strategy="gating", model=str(tmp_path)).warm_up()
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b'{"params": {"w": "caf\xe9"}}', r"fusion.json:1:22: byte 0xe9 is not UTF-8"),
+    (b'{"strategy": "stacking",\n "params": }', r"fusion.json:2:12: .* not valid JSON"),
+    (b'["stacking"]', "is not a fitted fusion"),
+    (None, "cannot read fitted fusion"),
+])
+def test_unreadable_fitted_fusion_is_a_clean_error(tmp_path: Any, content: bytes | None,
+                                                   message: str) -> None:
+    from hybrid_ai._errors import InputError
+
+    if content is not None:
+        (tmp_path / "fusion.json").write_bytes(content)
+    with pytest.raises(InputError, match=message) as error:
+        FuseStage(strategy="stacking", model=str(tmp_path)).warm_up()
+    assert "hybrid-ai train" in str(error.value)

@@ -65,6 +65,9 @@ def build_text(text: str) -> Graph:
 def broken(tmp_path_factory: pytest.TempPathFactory) -> PipelineError:
     path = tmp_path_factory.mktemp("graph") / "broken.yaml"
     path.write_text(BROKEN, encoding="utf-8")
+    # The knowledge file must exist (a missing one is a build problem of its own, which would
+    # stand in for the wiring problems this fixture is about).
+    (path.parent / "kb.json").write_text("{}", encoding="utf-8")
     with pytest.raises(PipelineError) as info:
         Engine.from_yaml(path)
     return info.value

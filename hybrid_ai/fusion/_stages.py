@@ -22,6 +22,7 @@ from typing import Any
 
 from .._errors import ConfigError, InputError, UnknownComponentError
 from .._facts import Fact, FactView, NewFact
+from .._files import read_text
 from .._plugins import active_plugins
 from .._stage import BaseStage
 
@@ -130,13 +131,21 @@ class FuseStage(BaseStage):
                        source=f"fusion:{self.params['strategy']}")
 
 
+_RETRAIN = "train it again with `hybrid-ai train PIPELINE --data train.csv`"
+
+
 def _read_fusion(directory: str, strategy: str) -> dict[str, Any]:
     path = Path(directory) / FUSION_FILE
     try:
-        body = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read fitted fusion {path}: {exc}; train it with "
-                         "`hybrid-ai train PIPELINE --data train.csv`") from None
+        body = json.loads(read_text(path, "fitted fusion", InputError))
+    except InputError as exc:
+        raise InputError(f"{exc}; or {_RETRAIN}") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}:{exc.lineno}:{exc.colno}: the fitted fusion is not valid "
+                         f"JSON ({exc.msg}); {_RETRAIN}") from None
+    if not isinstance(body, dict) or not isinstance(body.get("params"), dict):
+        raise InputError(f"{path} is not a fitted fusion (expected an object with 'strategy' "
+                         f"and 'params'); {_RETRAIN}")
     if body.get("strategy") != strategy:
         raise ConfigError(f"{path} holds strategy {body.get('strategy')!r}, but the stage asks "
                           f"for {strategy!r}; retrain or change `strategy:`")

@@ -24,7 +24,8 @@ from typing import Any, TypeVar
 
 import typer
 
-from .._errors import ConfigError, HybridAIError
+from .._errors import HybridAIError
+from .._files import read_text
 from ._cli_terms import TermResolver
 from ._loaders import load, save_json, save_ntriples
 from ._query import Query, all_simple_paths
@@ -95,11 +96,7 @@ def _load(files: Sequence[Path],
 def _rules(path: Path | None) -> list[Rule]:
     if path is None:
         return []
-    try:
-        text = path.read_text("utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read rules file {path}: {exc}") from None
-    return parse_rules(text, source=str(path))
+    return parse_rules(read_text(path, "rules file"), source=str(path))
 
 
 def _reason(store: TripleStore, infer: bool, profile: str, rules_path: Path | None
@@ -324,10 +321,7 @@ def _parse_query(query: str | None, query_file: Path | None) -> Query:
     if (query is None) == (query_file is None):
         _usage("give exactly one of --query TEXT or --query-file FILE")
     if query_file is not None:
-        try:
-            return parse_sparql(query_file.read_text("utf-8"), source=str(query_file))
-        except OSError as exc:
-            raise ConfigError(f"cannot read query file {query_file}: {exc}") from None
+        return parse_sparql(read_text(query_file, "query file"), source=str(query_file))
     return parse_sparql(str(query), source="--query")
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ConfigError
+from .._files import read_text
 from ._cli_terms import TermResolver
 from ._query import Query
 from ._reasoner import Reasoner
@@ -161,12 +162,8 @@ def _reasoner(store: TripleStore, options: Mapping[str, Any], prefixes: str) -> 
     if options.get("rules"):
         rules += parse_rules(prefixes + str(options["rules"]), source="kg_lookup rules")
     if options.get("rules_path"):
-        path = str(options["rules_path"])
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"kg_lookup: cannot read rules_path {path}: {exc}") from None
-        rules += parse_rules(text, source=path)
+        path = Path(str(options["rules_path"]))
+        rules += parse_rules(read_text(path, "kg_lookup rules_path file"), source=str(path))
     reasoner = Reasoner(store, profile="rdfs" if profile == "rdfs" else "owl2rl", rules=rules)
     reasoner.materialize()
     return reasoner

@@ -15,7 +15,7 @@ import gzip
 import itertools
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
@@ -95,9 +95,23 @@ def _open_text(path: PathLike, mode: str = "r", newline: str | None = None) -> I
         else:
             with open(path, mode, encoding=encoding, newline=newline) as handle:
                 yield handle
-    except (OSError, UnicodeDecodeError) as exc:
-        hint = "check the path and that the file is UTF-8"
-        raise _problem(str(exc), str(path), None, hint=hint) from exc
+    except UnicodeDecodeError as exc:
+        byte = exc.object[exc.start] if exc.start < len(exc.object) else 0
+        raise _problem(f"byte 0x{byte:02x} is not UTF-8", str(path), None,
+                       hint="re-save it as UTF-8") from None
+    except OSError as exc:
+        raise _io_error(exc, path, mode) from None
+
+
+def _io_error(exc: OSError, path: Path, mode: str) -> ConfigError:
+    """A failed open, read or write, worded for the direction it went."""
+    reason = exc.strerror or str(exc)
+    if mode != "r":
+        return ConfigError(f"cannot write {path}", [Problem(
+            reason, Location(str(path)), "check that the folder exists and is writable")])
+    hint = ("a .gz file must be gzip-compressed" if isinstance(exc, gzip.BadGzipFile)
+            else "check the path")
+    return _problem(reason, str(path), None, hint=hint)
 
 
 def _read_text(path: PathLike) -> str:
@@ -551,6 +565,10 @@ class _CsvMapping:
     object: str
     object_is_literal: bool
     base: str
+    delimiter: str = ","
+
+
+_MAX_ROW_PROBLEMS = 100  # a file that is wrong on every row needs its first rows shown, not all
 
 
 def read_csv(
@@ -569,26 +587,66 @@ def read_csv(
     Each row gives one triple: the ``subject`` column, the ``predicate`` column (or the fixed
     ``predicate_value``) and the ``object`` column, an IRI unless ``object_is_literal``.
     Values are resolved against ``base`` unless absolute (``http://...``) or prefixed.
+    Every bad row (a cell too many or too few, an empty cell) is reported together at the end.
     """
-    mapping = _CsvMapping(subject, predicate, predicate_value, object, object_is_literal, base)
-    source = str(path)
+    m = _CsvMapping(subject, predicate, predicate_value, object, object_is_literal, base,
+                    delimiter)
+    source, problems = str(path), list[Problem]()
     with _open_text(path, newline="") as handle:
-        reader = csv.DictReader(handle, delimiter=delimiter)
-        _check_csv_header(reader.fieldnames, mapping, source)
+        rows = _csv_rows(csv.reader(handle, delimiter=delimiter), source, problems)
+        header = next(rows, ([], 1))[0]
+        _check_csv_header(header, m, source)
         fixed = _csv_predicate(predicate_value, base, source, 1) if predicate_value else None
-        for row in reader:
-            yield _csv_triple(row, mapping, fixed, source, reader.line_num)
+        for cells, line in rows:
+            triple = _csv_row(header, cells, m, fixed, Location(source, line), problems)
+            if triple is not None:
+                yield triple
+    if problems:
+        raise ConfigError(f"cannot load {source}: {len(problems)} bad row(s)",
+                          _capped(problems))
 
 
-def _check_csv_header(header: Iterable[str] | None, m: _CsvMapping, source: str) -> None:
+def _csv_rows(reader: Iterator[list[str]], source: str,
+              problems: list[Problem]) -> Iterator[tuple[list[str], int]]:
+    """(cells, first line) of each non-blank row; a row the csv module cannot split is a
+    problem that ends the file."""
+    line_num = cast(Any, reader).line_num
+    while True:
+        line = line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            problems.append(Problem(str(exc), Location(source, line),
+                                    'quote a cell as a whole: "a, b"; double a quote inside it'))
+            return
+        line_num = cast(Any, reader).line_num
+        if cells:
+            yield cells, line
+
+
+def _capped(problems: list[Problem]) -> list[Problem]:
+    if len(problems) <= _MAX_ROW_PROBLEMS:
+        return problems
+    rest = len(problems) - _MAX_ROW_PROBLEMS
+    return [*problems[:_MAX_ROW_PROBLEMS],
+            Problem(f"... and {rest} more bad row(s)", problems[_MAX_ROW_PROBLEMS].location,
+                    "fix the rows above and load the file again")]
+
+
+def _check_csv_header(header: Sequence[str] | None, m: _CsvMapping, source: str) -> None:
     if m.predicate is None and m.predicate_value is None:
         raise _problem("no predicate: give predicate= (a column) or predicate_value=", source, 1)
-    wanted = [m.subject, m.object] + ([] if m.predicate_value else [m.predicate or ""])
+    wanted = [m.subject] + ([] if m.predicate_value else [m.predicate or ""]) + [m.object]
     columns = list(header or [])
     missing = [name for name in wanted if name not in columns]
     if missing:
-        raise _problem(f"missing column(s) {', '.join(map(repr, missing))}", source, 1,
-                       hint=f"the header has: {', '.join(columns) or 'nothing'}")
+        expected = m.delimiter.join(wanted)
+        raise _problem(f"missing column(s) {', '.join(map(repr, missing))}; the header has: "
+                       f"{', '.join(columns) or 'nothing'}", source, 1,
+                       hint=f"make the first line the header {expected}; the command line has "
+                            "no column mapping, load_csv() takes one")
 
 
 def _csv_predicate(value: str, base: str, source: str, line: int) -> IRI:
@@ -598,15 +656,34 @@ def _csv_predicate(value: str, base: str, source: str, line: int) -> IRI:
     return node
 
 
-def _csv_triple(
-    row: Mapping[str, str | None], m: _CsvMapping, fixed: IRI | None, source: str, line: int
-) -> Triple:
-    def cell(column: str) -> str:
-        value = (row.get(column) or "").strip()
-        if not value:
-            raise _problem(f"empty {column!r} cell", source, line)
-        return value
+def _csv_row(header: list[str], cells: list[str], m: _CsvMapping, fixed: IRI | None,
+             where: Location, problems: list[Problem]) -> Triple | None:
+    """The row's triple, or None with its problem added to ``problems``."""
+    if len(cells) != len(header):
+        hint = (f'quote a cell holding {m.delimiter!r} as a whole: "a{m.delimiter} b"'
+                if len(cells) > len(header) else "give every row one cell per column")
+        problems.append(Problem(f"row has {len(cells)} cells, the header {len(header)}",
+                                where, hint))
+        return None
+    try:
+        return _csv_triple(dict(zip(header, cells, strict=True)), m, fixed, where)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        return None
 
+
+def _csv_triple(row: Mapping[str, str | None], m: _CsvMapping, fixed: IRI | None,
+                where: Location) -> Triple:
+    wanted = [m.subject, m.object] + ([] if fixed else [m.predicate or ""])
+    empty = [c for c in wanted if not (row.get(c) or "").strip()]
+    if empty:
+        raise _problem(f"empty {', '.join(map(repr, empty))} cell" + "s" * (len(empty) > 1),
+                       where.file, where.line, hint="write a value, or delete the row")
+
+    def cell(column: str) -> str:
+        return (row.get(column) or "").strip()
+
+    source, line = where.file or "", where.line or 0
     predicate = fixed or _csv_predicate(cell(m.predicate or ""), m.base, source, line)
     raw_object = cell(m.object)
     obj: Term = Literal(raw_object) if m.object_is_literal else _resolve(raw_object, m.base)

@@ -17,15 +17,17 @@ all occur in the body. The reasoner fires rules semi-naively alongside its own, 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from .._errors import ConfigError
+from .._errors import ConfigError, Problem
 from ._query import Pattern, Query, Var
 from ._sparql import _error, _Parser
 from ._store import IdTriple, TripleStore
 from ._terms import IRI, BNode, Literal
 
 __all__ = ["Rule", "parse_rules"]
+
+_SHAPE = "each rule is: RULE name { ?x <urn:p> ?y } => { ?y <urn:q> ?x }"
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,8 @@ def _valid(store: TripleStore, triple: IdTriple) -> bool:
 class _RuleParser(_Parser):
     """The SPARQL parser's pattern grammar, with ``RULE name { body } => { head }``."""
 
+    end = "end of the rules"
+
     def rules(self) -> list[Rule]:
         out: list[Rule] = []
         seen: set[str] = set()
@@ -146,4 +150,15 @@ def parse_rules(text: str, *, source: str | None = None) -> list[Rule]:
 
     ``parse_rules("RULE r { ?x <urn:p> ?y } => { ?y <urn:q> ?x }")``; errors say line:col.
     """
-    return _RuleParser(text, source).rules()
+    try:
+        return _RuleParser(text, source).rules()
+    except ConfigError as exc:
+        if not exc.problems:
+            raise
+        # The parser is shared with SPARQL; name what was being read and show a rule's shape.
+        problems = [replace(p, hint=_SHAPE) if _syntax(p) else p for p in exc.problems]
+        raise ConfigError(f"invalid rules in {source or 'the text'}", problems) from None
+
+
+def _syntax(problem: Problem) -> bool:
+    return problem.hint is None and "expected" in problem.message

@@ -79,8 +79,10 @@ class _Parser:
     def tok(self) -> _Tok:
         return self.tokens[self.i]
 
+    end = "end of query"  # what running out of tokens is called in messages
+
     def fail(self, expected: str) -> ConfigError:
-        got = repr(self.tok.text) if self.tok.kind != "eof" else "end of query"
+        got = repr(self.tok.text) if self.tok.kind != "eof" else self.end
         return _error(f"expected {expected}, found {got}", self.source, self.tok.line, self.tok.col)
 
     def keyword(self, word: str) -> bool:

@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .._errors import ConfigError
 from .._facts import Fact, FactView, NewFact
 from .._stage import BaseStage
 from ._enrich import Enricher
@@ -55,6 +57,7 @@ class KGLookupStage(BaseStage):
                  paths: list[dict[str, Any]] | None = None, features: bool = False,
                  feature_types: list[str] | None = None) -> None:
         kind = _lookup_kind(lookup)
+        _check_files(path=path, schema_path=schema_path, rules_path=rules_path)
         super().__init__(path=path, lookup=lookup, follow=follow or [], link_text=link_text,
                          depth=depth, min_score=min_score, entity_types=entity_types,
                          lookup_types=lookup_types, schema_path=schema_path, infer=infer,
@@ -69,19 +72,34 @@ class KGLookupStage(BaseStage):
         self._linker: EntityLinker | None = None
         self._enricher: Enricher | None = None
         self._lock = threading.Lock()
+        self._failure: tuple[tuple[Any, ...], ConfigError] | None = None
 
     def warm_up(self) -> None:
+        """Load the graph once. A ConfigError is remembered: until one of the knowledge files
+        changes, later calls (the engine makes one per case while it is not warm) raise it
+        again without loading anything."""
         with self._lock:
-            if self._linker is None:
-                store = load(self.params["path"])
-                if self.params["schema_path"]:
-                    load(self.params["schema_path"], store=store)
-                self._enricher = Enricher.build(store, self.params)
-                self._types = {key: _resolve_types(store, self.params[key])
-                               for key in ("entity_types", "lookup_types")}
-                self._store = store
-                # Set last: process() takes a non-None linker to mean "warm".
-                self._linker = EntityLinker(store, min_score=self.params["min_score"]).build()
+            if self._linker is not None:
+                return
+            stamp = _stamp(self.params)
+            if self._failure is not None and self._failure[0] == stamp:
+                raise self._failure[1].with_traceback(None)
+            try:
+                self._load()
+            except ConfigError as exc:
+                self._failure = (stamp, exc)
+                raise
+
+    def _load(self) -> None:
+        store = load(self.params["path"])
+        if self.params["schema_path"]:
+            load(self.params["schema_path"], store=store)
+        self._enricher = Enricher.build(store, self.params)
+        self._types = {key: _resolve_types(store, self.params[key])
+                       for key in ("entity_types", "lookup_types")}
+        self._store = store
+        # Set last: process() takes a non-None linker to mean "warm".
+        self._linker = EntityLinker(store, min_score=self.params["min_score"]).build()
 
     @property
     def _enriching(self) -> bool:
@@ -165,6 +183,39 @@ def _lookup_kind(lookup: str | None) -> str | None:
     return kind
 
 
+_FILES = ("path", "schema_path", "rules_path")
+
+
+def _check_files(**paths: str | None) -> None:
+    """Missing knowledge files are found when the pipeline is built; parsing waits for
+    warm_up, which is where the loading cost belongs."""
+    wrong = []
+    for key, value in paths.items():
+        if value is None:
+            continue
+        if not isinstance(value, (str, Path)):
+            wrong.append(f"{key} must be a file path, not {type(value).__name__} {value!r}")
+        elif Path(value).is_dir():
+            wrong.append(f"{key}: {value} is a folder; give a knowledge file in it")
+        elif not Path(value).exists():
+            wrong.append(f"{key}: no such file {value}")
+    if wrong:
+        raise ConfigError("; ".join(wrong) + "; check the path (a relative one is read from "
+                          "the pipeline's folder)")
+
+
+def _stamp(params: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What would make a failed load worth trying again: the files' sizes and times."""
+    out: list[Any] = []
+    for key in _FILES:
+        try:
+            info = Path(params[key]).stat() if params[key] else None
+        except OSError:
+            info = None
+        out.append((info.st_size, info.st_mtime_ns) if info else None)
+    return tuple(out)
+
+
 def _gather(store: TripleStore, start: IRI, follow: set[str],
             depth: int) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """Properties reachable from ``start`` along ``follow`` predicates, nearest first."""
@@ -196,8 +247,9 @@ def _resolve_types(store: TripleStore, names: list[str] | None) -> list[IRI] | N
     found = [t for t in known if t.local_name in names or t.value in names]
     missing = set(names) - {t.local_name for t in found} - {t.value for t in found}
     if missing:
-        available = ", ".join(sorted(t.local_name for t in known))
-        raise ValueError(f"unknown node type(s) {sorted(missing)}; the graph has: {available}")
+        available = ", ".join(sorted(t.local_name for t in known)) or "no typed nodes"
+        raise ConfigError(f"kg_lookup: unknown node type(s) {sorted(missing)} in entity_types "
+                          f"or lookup_types; the graph has: {available}")
     return found
 
 

@@ -41,6 +41,34 @@ def test_load_error_names_file_and_line(tmp_path: Path) -> None:
     assert f"{bad}:2:" in result.stderr
 
 
+def test_load_to_a_missing_folder_is_a_write_error(tmp_path: Path) -> None:
+    result = kg("load", STAFF, "-o", tmp_path / "nodir" / "x.nt")
+    assert result.exit_code == 1
+    assert f"cannot write {tmp_path / 'nodir' / 'x.nt'}" in result.stderr
+    assert "cannot load" not in result.stderr and "UTF-8" not in result.stderr
+
+
+def test_bad_rules_file_is_called_rules_not_sparql(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.rules"
+    bad.write_text("RULE r1 { ?x <http://ex/p> ?y } => { ?y <http://ex/q>\n", encoding="utf-8")
+    result = kg("infer", STAFF, "--rules", bad)
+    assert result.exit_code == 1
+    assert f"invalid rules in {bad}" in result.stderr and "SPARQL" not in result.stderr
+    assert f"{bad}:2:1:" in result.stderr and "each rule is: RULE name" in result.stderr
+
+
+@pytest.mark.parametrize(("name", "option"), [("latin1.rules", "--rules"),
+                                              ("latin1.rq", "--query-file")])
+def test_non_utf8_rules_or_query_file_names_the_byte(tmp_path: Path, name: str,
+                                                     option: str) -> None:
+    bad = tmp_path / name
+    bad.write_bytes(b"# caf\xe9\n")
+    result = kg("query" if option == "--query-file" else "infer", STAFF, option, bad)
+    assert result.exit_code == 1, result.output
+    assert f"{bad}:1:6: byte 0xe9 is not UTF-8" in result.stderr
+    assert "re-save it as UTF-8" in result.stderr
+
+
 def test_load_unknown_output_format_is_a_usage_error(tmp_path: Path) -> None:
     result = kg("load", STAFF, "-o", tmp_path / "x.xml")
     assert result.exit_code == 2 and "use .nt, .ttl or .json" in result.stderr

@@ -31,6 +31,7 @@ from hybrid_ai.kg import (
     parse_json,
     parse_ntriples,
     parse_turtle,
+    read_csv,
     read_ntriples,
     save_json,
     save_ntriples,
@@ -232,6 +233,44 @@ def test_csv_missing_column_lists_the_header(tmp_path: Path) -> None:
     assert problem_of(error)[0] == 1
 
 
+def test_csv_missing_column_says_which_header_is_expected(tmp_path: Path) -> None:
+    path = tmp_path / "edges.csv"
+    path.write_text("subject,predicate,object\na,b,c\n")
+    with pytest.raises(ConfigError) as error:
+        load(path)
+    assert error.value.problems[0].hint is not None
+    assert "make the first line the header src,rel,dst" in error.value.problems[0].hint
+
+
+def test_csv_every_ragged_or_empty_row_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "edges.csv"
+    path.write_text('src,rel,dst\na,knows,b\nc,knows\nd,knows,e,f\n,knows,g\nh,knows,"i, j"\n')
+    with pytest.raises(ConfigError, match="3 bad row") as error:
+        list(read_csv(path))
+    found = [(p.location.line, p.message) for p in error.value.problems]
+    assert found == [(3, "row has 2 cells, the header 3"), (4, "row has 4 cells, the header 3"),
+                     (5, "empty 'src' cell")]
+    assert "quote a cell holding ','" in (error.value.problems[1].hint or "")
+
+
+def test_csv_quoted_commas_stay_in_one_cell(tmp_path: Path) -> None:
+    path = tmp_path / "names.csv"
+    path.write_text('id,name\ncard,"Debit card, contactless"\n\npin,PIN\n')
+    store = load_csv(path, subject="id", predicate_value="rdfs:label", object="name",
+                     object_is_literal=True, base="http://example.org/bank/")
+    assert store.label(BANK.card) == "Debit card, contactless"
+    assert len(store) == 2
+
+
+def test_csv_lists_the_first_hundred_bad_rows(tmp_path: Path) -> None:
+    path = tmp_path / "edges.csv"
+    path.write_text("src,rel,dst\n" + "a,b,c,d\n" * 150)
+    with pytest.raises(ConfigError, match="150 bad row") as error:
+        load(path)
+    assert len(error.value.problems) == 101
+    assert error.value.problems[-1].message == "... and 50 more bad row(s)"
+
+
 def test_csv_empty_cell_names_its_line(tmp_path: Path) -> None:
     path = tmp_path / "edges.csv"
     path.write_text("src,rel,dst\na,p,b\na,p,\n")
@@ -314,6 +353,27 @@ def test_json_duplicate_node_id() -> None:
     with pytest.raises(ConfigError, match="declared twice") as error:
         parse_json(text)
     assert problem_of(error)[0] == 3
+
+
+def test_unwritable_output_is_a_write_error(tmp_path: Path) -> None:
+    store = load_csv(_edges(tmp_path))
+    for save in (save_ntriples, save_json):
+        with pytest.raises(ConfigError, match="cannot write") as error:
+            save(store, tmp_path / "nodir" / "x.nt")
+        assert "UTF-8" not in str(error.value) and "cannot load" not in str(error.value)
+
+
+def test_non_utf8_knowledge_file_names_the_byte(tmp_path: Path) -> None:
+    path = tmp_path / "k.nt"
+    path.write_bytes(b'<urn:a> <urn:p> "caf\xe9" .\n')
+    with pytest.raises(ConfigError, match="byte 0xe9 is not UTF-8"):
+        load(path)
+
+
+def _edges(tmp_path: Path) -> Path:
+    path = tmp_path / "edges.csv"
+    path.write_text("src,rel,dst\na,knows,b\n")
+    return path
 
 
 def test_save_json_round_trip(tmp_path: Path) -> None:

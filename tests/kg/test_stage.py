@@ -3,14 +3,17 @@ derivations, queries with the linked node bound, routes to a class, graph featur
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hybrid_ai import Engine, PipelineSpec
-from hybrid_ai._errors import ConfigError
+from hybrid_ai._errors import ConfigError, PipelineError
 from hybrid_ai._facts import Blackboard, Case, NewFact
+from hybrid_ai.kg import _stage as stage_module
+from hybrid_ai.kg._loaders import load
 from hybrid_ai.kg._stage import KGLookupStage
 
 DATA = Path(__file__).parent / "data"
@@ -91,6 +94,49 @@ def test_bad_options_fail_at_warm_up(options: dict[str, Any], message: str) -> N
     stage = KGLookupStage(path=STAFF, **options)
     with pytest.raises(ConfigError, match=message):
         stage.warm_up()
+
+
+@pytest.mark.parametrize("key", ["path", "schema_path", "rules_path"])
+def test_missing_knowledge_file_is_a_build_problem_at_the_stage_line(tmp_path: Path,
+                                                                     key: str) -> None:
+    files = {"path": STAFF, key: "missing.ttl"}
+    (tmp_path / "p.yaml").write_text(
+        "pipeline:\n  serial:\n    - stage: kg_lookup\n      with: " + json.dumps(files)
+        + "\n    - stage: decide\n", encoding="utf-8")
+    with pytest.raises(PipelineError) as error:
+        Engine.from_yaml(tmp_path / "p.yaml")
+    (problem,) = error.value.problems
+    assert problem.location.line == 3
+    assert f"{key}: no such file {tmp_path / 'missing.ttl'}" in problem.message
+
+
+def test_knowledge_folder_or_non_path_is_refused() -> None:
+    with pytest.raises(ConfigError, match="is a folder"):
+        KGLookupStage(path=str(DATA))
+    with pytest.raises(ConfigError, match="path must be a file path, not int"):
+        KGLookupStage(path=42)  # type: ignore[arg-type]
+
+
+def test_a_failed_load_is_not_retried_for_every_case(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = tmp_path / "kb.nt"
+    bad.write_text('<urn:a> <urn:p> "open .\n', encoding="utf-8")
+    calls: list[str] = []
+
+    def counting_load(path: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(path)
+        return load(path, *args, **kwargs)
+
+    monkeypatch.setattr(stage_module, "load", counting_load)
+    spec = PipelineSpec.model_validate({"pipeline": {"serial": [
+        {"stage": "kg_lookup", "with": {"path": str(bad)}}]}})
+    with Engine(spec) as engine:
+        results = engine.run_batch([f"case {i}" for i in range(6)])
+        assert all(r.error and f"{bad}:1:" in r.error for r in results)
+        assert len(calls) == 1
+        bad.write_text('<urn:a> <urn:p> "closed" .\n', encoding="utf-8")
+        assert engine.run("case").error is None  # a changed file is loaded again
+    assert len(calls) == 2
 
 
 def test_lookup_in_a_pipeline_shows_why(tmp_path: Path) -> None:
