@@ -43,3 +43,20 @@ def test_text_classifier_without_examples_or_a_model_says_what_to_give() -> None
 
     with pytest.raises(ConfigError, match=r"give train_path .* dataset .* or model_path"):
         TextClassifierStage().warm_up()
+
+
+def test_ragged_rows_are_each_reported_with_the_quoting_hint(tmp_path: Path) -> None:
+    path = tmp_path / "train.csv"
+    path.write_bytes(b"\xef\xbb\xbfbody,intent\nhello, world,greet\nbye\nok,fine\n")
+    with pytest.raises(ConfigError, match=r"has 2 bad row\(s\)") as caught:
+        read_examples(path, text_column="body", label_column="intent")  # the BOM is dropped
+    assert [(p.location.line, p.message) for p in caught.value.problems] == [
+        (2, "row has 3 cell(s), the header 2"), (3, "row has 1 cell(s), the header 2")]
+    assert caught.value.problems[0].hint == 'quote text that holds commas: "hello, world"'
+
+
+def test_a_file_that_is_not_utf8_names_the_byte(tmp_path: Path) -> None:
+    path = tmp_path / "train.csv"
+    path.write_bytes(b"body,intent\ncaf\xe9,drink\n")
+    with pytest.raises(ConfigError, match=r"train.csv:2:4: byte 0xe9 is not UTF-8"):
+        read_examples(path, text_column="body", label_column="intent")

@@ -99,7 +99,23 @@ def _split(dataset: str | None, data: Path | None, test_data: Path | None, text_
 
 
 def _emit(report: dict[str, Any], as_json: bool, lines: list[str]) -> None:
+    """The report on stdout; its warnings (also in the JSON) as lines on stderr."""
+    for warning in report.get("warnings") or []:
+        typer.echo(f"warning: {warning}", err=True)
     typer.echo(json.dumps(report, indent=2, default=str) if as_json else "\n".join(lines))
+
+
+def _writable(output: Path) -> Path:
+    """Create the output folder before any training, so a bad ``-o`` fails at once."""
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        probe = output / ".hybrid-ai-write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"--output {output}: cannot write there ({exc.strerror}); choose a "
+                          "folder you can write to") from None
+    return output
 
 
 PipelineArg = typer.Argument(None, help="pipeline YAML whose trainable stages to fit / run")
@@ -178,29 +194,41 @@ def train(
     if pipeline is not None or preset is not None:
         goal = _cascade_goal(keep_thresholds, cascade_tolerance, cascade_target, cascade_budget,
                              cascade_folds)
-        report = _train_pipeline(_pipeline_spec(pipeline, preset, trust_code), data, val, output,
+        spec = _pipeline_spec(pipeline, preset, trust_code)
+        report = _train_pipeline(spec, data, val, _writable(output),
                                  (text_column, label_column), search, goal)
         _emit(report, as_json, _pipeline_lines(report, output))
         return
+    split = _split(dataset, data, test_data, text_column, label_column)
+    options = {"features": features, "model": model_type, "params": _params(param),
+               "fusion": fusion, "dataset": dataset or str(data)}
+    card = _train_model(split, _writable(output), options, encoder_path, tune_encoder)
+    _emit(card, as_json, [f"saved {card['model_file']}"] + [
+        f"{k}: {v}" for k, v in card.get("metrics", {}).items()])
+
+
+def _train_model(split: tuple[list[str], list[str], list[str], list[str]], output: Path,
+                 options: dict[str, Any], encoder_path: Path | None,
+                 tune_encoder: str | None) -> dict[str, Any]:
+    """Fit one classifier (the encoder tuned first if asked), score it, save it; its card."""
     from ._eval import evaluate as score
+    from ._features import EmbeddingStore
     from ._train import save_model
     from ._train import train as fit
 
-    train_x, train_y, test_x, test_y = _split(dataset, data, test_data, text_column, label_column)
-    from ._features import EmbeddingStore
-
+    train_x, train_y, test_x, test_y = split
     if tune_encoder is not None:
         encoder_path = _tuned_encoder(train_x, train_y, output / "encoder", tune_encoder)
     store = EmbeddingStore(model_path=encoder_path) if encoder_path else None
-    trained = fit(train_x, train_y, features=features, model=model_type, params=_params(param),
-                  fusion=fusion, dataset=dataset or str(data), store=store)
+    trained = fit(train_x, train_y, store=store, **options)
     if test_x:
         found = score(trained, test_x, test_y)
         trained.card["metrics"] = {k: found[k] for k in ("n_test", "accuracy", "macro_f1")}
+        warnings = trained.card.get("warnings", []) + found.get("warnings", [])
+        if warnings:
+            trained.card["warnings"] = warnings
     path = save_model(trained, output)
-    metrics = trained.card.get("metrics", {})
-    _emit(trained.card | {"model_file": str(path)}, as_json,
-          [f"saved {path}"] + [f"{k}: {v}" for k, v in metrics.items()])
+    return trained.card | {"model_file": str(path)}
 
 
 def _pipeline_lines(report: dict[str, Any], output: Path) -> list[str]:
@@ -258,6 +286,9 @@ def _pipeline_table(report: dict[str, Any]) -> list[str]:
     for found in report.get("cascades", []):
         lines += _cascade_lines(found)
     lines += [f"plot: {p}" for p in report.get("plots", [])]
+    if report.get("errors"):
+        lines.append(f"errors {report['errors']} of {report['n_test']} case(s) failed (first: "
+                     f"{report.get('first_error')})")
     return lines
 
 
@@ -334,6 +365,9 @@ def evaluate(
         report = _eval_pipeline(_pipeline_spec(pipeline, preset, trust_code), data, options)
         _write_report(report, output)
         _emit(report, as_json, _pipeline_table(report))
+        if report["errors"] and report["errors"] == report["n_test"]:
+            raise ConfigError(f"every case failed ({report['errors']}); the first: "
+                              f"{report['first_error']}")
         return
     report = _evaluation(model, _split(dataset, data, test_data, text_column, label_column),
                          features, model_type, fusion, ablation, cascade)
@@ -359,9 +393,13 @@ def _calibration_and_confusion(fitted: Any, texts: list[str],
 
 def _write_report(report: dict[str, Any], output: Path | None) -> None:
     if output is not None:
-        output.mkdir(parents=True, exist_ok=True)
-        (output / "eval.json").write_text(json.dumps(report, indent=2, default=str) + "\n",
-                                          encoding="utf-8")
+        text = json.dumps(report, indent=2, default=str) + "\n"
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+            (output / "eval.json").write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"--output {output}: cannot write eval.json there "
+                              f"({exc.strerror}); choose a folder you can write to") from None
 
 
 def _evaluation(model: Path | None, split: tuple[list[str], list[str], list[str], list[str]],

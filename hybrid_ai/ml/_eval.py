@@ -33,6 +33,7 @@ __all__ = [
     "evaluate",
     "fine_thresholds",
     "metrics",
+    "unseen_labels",
 ]
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -51,8 +52,23 @@ def metrics(truth: Sequence[str], predicted: Sequence[str]) -> dict[str, Any]:
 
 
 def evaluate(model: TrainedModel, texts: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
-    """Metrics of a fitted model on labelled texts."""
-    return metrics([str(label) for label in labels], model.predict(texts))
+    """Metrics of a fitted model on labelled texts; ``warnings`` names test labels the model
+    never saw in training (it cannot predict them: each such case counts as wrong)."""
+    report = metrics([str(label) for label in labels], model.predict(texts))
+    unseen = unseen_labels(model, labels)
+    if unseen:
+        report["warnings"] = [f"{len(unseen)} test label(s) never seen in training: "
+                              f"{', '.join(map(repr, unseen[:20]))}; every such case counts "
+                              "as wrong (check the label spelling, or train on them)"]
+    return report
+
+
+def unseen_labels(model: TrainedModel, labels: Sequence[str]) -> list[str]:
+    """The labels among ``labels`` that the model cannot predict, sorted."""
+    known = getattr(model.classifier, "classes_", None)
+    if known is None:
+        known = model.card.get("classes", [])
+    return sorted({str(label) for label in labels} - {str(c) for c in known})
 
 
 def ablation(data: Sequence[Sequence[str]], *, features: str = "fused",

@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import ConfigError, UnknownComponentError
+from .._errors import ConfigError, Location, Problem, UnknownComponentError
 from .._facts import FactView, NewFact
 from .._stage import BaseStage
-from .._tabular import open_data
+from .._tabular import EXTRA, bad_rows, open_data, ragged_row
 
 __all__ = ["TASKS", "MLModelStage", "records_from_csv"]
 
@@ -42,26 +42,47 @@ TASKS = ("classification", "regression")
 
 
 def records_from_csv(path: str | Path, *, label_column: str, text_column: str = "text",
-                     ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Records (text + every other column as a field) and labels from a CSV with a header."""
+                     require_text: bool = True) -> tuple[list[dict[str, Any]], list[str]]:
+    """Records (text + every other column as a field) and labels from a CSV with a header.
+
+    The text column must be there unless ``require_text`` is False (tabular data) or
+    ``text_column`` is empty; every ragged row and empty label is reported at once.
+    """
     path = Path(path)
     with open_data(path) as handle:
-        reader = csv.DictReader(handle)
-        if label_column not in (reader.fieldnames or []):
-            raise ConfigError(f"{path}:1: no column {label_column!r}; columns: "
-                              f"{', '.join(reader.fieldnames or [])}; set label_column")
-        records, labels = [], []
+        reader = csv.DictReader(handle, restkey=EXTRA)
+        columns = list(reader.fieldnames or [])
+        _check_columns(path, columns, label_column, text_column if require_text else "")
+        records, labels, problems = [], [], []
         for row in reader:
+            where = Location(str(path), reader.line_num)
+            problem = ragged_row(row, len(columns), where)
             label = (row.pop(label_column) or "").strip()
-            if not label:
-                raise ConfigError(f"{path}:{reader.line_num}: empty {label_column!r}; fill it "
-                                  "in or delete the row")
-            text = row.pop(text_column, None) or ""
+            if problem is None and not label:
+                problem = Problem(f"empty {label_column!r}", where, "fill it in or delete the row")
+            if problem is not None:
+                problems.append(problem)
+                continue
+            text = (row.pop(text_column, None) or "") if text_column else ""
             records.append({"text": text, "fields": row})
             labels.append(label)
+    if problems:
+        raise bad_rows(path, problems)
     if not records:
-        raise ConfigError(f"{path}:2: holds no examples")
+        raise ConfigError(f"{path}:2: holds no examples; add rows under the header")
     return records, labels
+
+
+def _check_columns(path: Path, columns: list[str], label_column: str, text_column: str) -> None:
+    """The label column (and the text column, when named) are in the header, else a
+    ConfigError listing the columns there are."""
+    missing = [c for c in (label_column, text_column) if c and c not in columns]
+    if not missing:
+        return
+    listed = ", ".join(repr(c) for c in columns) or "none"
+    raise ConfigError(f"{path}:1: no column {' or '.join(map(repr, missing))}; columns: "
+                      f"{listed}; set label_column/text_column (--label-column/--text-column;"
+                      " --text-column '' for data without text)")
 
 
 class MLModelStage(BaseStage):
@@ -150,6 +171,12 @@ class MLModelStage(BaseStage):
             params.setdefault("class_weight", weight if isinstance(weight, str) else dict(weight))
         return params
 
+    def _reads_text(self) -> bool:
+        from ._features import FEATURE_GROUPS
+        from ._models import feature_groups
+
+        return bool(set(feature_groups(self.params["features"])) & set(FEATURE_GROUPS))
+
     def _store(self) -> Any:
         from ._features import EmbeddingStore, default_store
 
@@ -169,7 +196,8 @@ class MLModelStage(BaseStage):
             elif self.params["train_path"]:
                 records, labels = records_from_csv(self.params["train_path"],
                                                    label_column=self.params["label_column"],
-                                                   text_column=self.params["text_column"])
+                                                   text_column=self.params["text_column"],
+                                                   require_text=self._reads_text())
                 self.fit_records(records, labels, source=self.params["train_path"])
             else:
                 raise ConfigError("ml_model has neither `model:` (a folder written by "

@@ -134,9 +134,22 @@ def make_model(name: str, params: Mapping[str, Any] | None = None) -> Any:
         raise UnknownComponentError("model", name,
                                     [*sorted(MODELS), "<any scikit-learn estimator class name>"])
     try:
-        return factory(**dict(params or {}))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"bad parameters for model {name!r}: {exc}") from None
+        return _validated(factory(**dict(params or {})))
+    except (TypeError, ValueError) as exc:  # sklearn's InvalidParameterError is both
+        reason = str(exc).rstrip(".")
+        raise ConfigError(f"bad parameters for model {name!r}: {reason}; fix the value "
+                          "(--param NAME=VALUE, or `params:` in a pipeline)") from None
+
+
+def _validated(estimator: Any) -> Any:
+    """scikit-learn checks parameter values only in ``fit``: check them now (a wrapped
+    estimator's too), so a bad value fails before training, not after."""
+    nested = [v for v in estimator.get_params(deep=True).values() if hasattr(v, "get_params")]
+    for part in (estimator, *nested):
+        check = getattr(part, "_validate_params", None)
+        if callable(check):
+            check()
+    return estimator
 
 
 def calibrated(estimator: Any, method: str = "auto", cv: int = 3) -> Any:

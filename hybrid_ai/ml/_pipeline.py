@@ -217,8 +217,10 @@ def train_pipeline(spec: Any, train: LabelledCases, val: LabelledCases | None = 
     that goal (``report["cascades"]``; a goal no threshold meets keeps the file's own).
     """
     from .._plugins import Plugins
+    from ._train import label_warnings
 
-    plugins = Plugins.default().with_modules(spec.plugins, (), [spec.base_dir])
+    plugins = Plugins.default().with_modules(spec.plugins, (), spec.code_dirs,
+                                             beside=spec.base_dir)
     graph = build_graph(spec, plugins)
     nodes = _ordered(graph)
     if not any(is_trainable(n.stage) for n in nodes):
@@ -239,7 +241,8 @@ def train_pipeline(spec: Any, train: LabelledCases, val: LabelledCases | None = 
     saved = {n.id: str(_trainable(n).save(folder / _safe(n.id))) for n in nodes
              if is_trainable(n.stage)}
     report |= {"pipeline": spec.name, "saved": saved, "n_train": len(train.cases),
-               "validation": val.source if val is not None else None}
+               "validation": val.source if val is not None else None,
+               "warnings": label_warnings(train.labels)}
     if val is not None and not held_out:
         report["validation_metrics"] = _score(graph, val)
     _write_pipeline(spec, folder, {n.id: folder / _safe(n.id) for n in nodes

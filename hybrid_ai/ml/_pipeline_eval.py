@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .._engine import Engine
+from .._errors import ConfigError
 from .._facts import Blackboard, FactView
 from .._graph import CascadeNode, Graph, StageNode
 from .._result import Result
@@ -55,7 +56,9 @@ def score_results(results: Sequence[Result], labels: Sequence[str]) -> dict[str,
     report["calibration"] = calibration([c for c, _ in answered], [ok for _, ok in answered])
     report["confusion"] = confusion(truth, predicted)
     report["abstained"] = sum(p == ABSTAIN for p in predicted) / max(1, len(predicted))
-    report["errors"] = sum(r.error is not None for r in results)
+    failed = [r.error for r in results if r.error is not None]
+    report["errors"] = len(failed)
+    report["first_error"] = failed[0] if failed else None
     report["cost"] = _costs(results)
     return report
 
@@ -91,11 +94,12 @@ def eval_pipeline(spec: Any, test: LabelledCases, *, models: str | Path | None =
     made on these cases describe them; to set thresholds, pick on validation cases
     (:func:`tune_cascades`) and report on test cases.
     """
-    if models is not None:
-        folder = Path(models)
-        apply_models(spec, {p.name: p for p in folder.iterdir() if (p / "model_card.json")
-                            .is_file() or (p / "fusion.json").is_file()})
+    found = None if models is None else _model_folders(Path(models))
+    if found is not None:
+        apply_models(spec, found)
     with Engine(spec) as engine:
+        if found is not None:
+            _check_models(engine.graph, Path(str(models)), found)
         report: dict[str, Any] = {"pipeline": spec.name, "data": test.source}
         report |= _run(engine, test)
         report["cascades"] = _cascades(engine, test, thresholds, target_accuracy, budget)
@@ -108,6 +112,30 @@ def eval_pipeline(spec: Any, test: LabelledCases, *, models: str | Path | None =
 
         report["plots"] = write_plots(report, plots)
     return report
+
+
+def _model_folders(folder: Path) -> dict[str, Path]:
+    """The saved stage folders (``<stage id>/model_card.json`` or ``fusion.json``) in
+    ``folder``, by stage id; a missing folder is a ConfigError."""
+    if not folder.is_dir():
+        raise ConfigError(f"--models {folder}: no such folder; give the folder "
+                          "`hybrid-ai train PIPELINE -o FOLDER` wrote")
+    return {p.name: p for p in sorted(folder.iterdir())
+            if (p / "model_card.json").is_file() or (p / "fusion.json").is_file()}
+
+
+def _check_models(graph: Graph, folder: Path, found: dict[str, Path]) -> None:
+    """Every trainable stage has its folder in ``--models``; else every case would fail."""
+    missing = [n.id for n in _ordered(graph) if is_trainable(n.stage) and n.id not in found]
+    if not missing:
+        return
+    listed = ", ".join(found) or "no stage folders"
+    single = (" (it holds one model: use `hybrid-ai eval --model` for it)"
+              if (folder / "model_card.json").is_file() else "")
+    stages = ", ".join(repr(m) for m in missing)
+    raise ConfigError(f"--models {folder}: no model for stage(s) {stages} there (found: "
+                      f"{listed}){single}; give the folder `hybrid-ai train PIPELINE -o "
+                      "FOLDER` wrote for this pipeline")
 
 
 def _swapped(node: StageNode, stage: Any, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ may name), and a file that holds anything else is refused before any of it is bu
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
@@ -16,12 +17,15 @@ import platform
 import time
 import warnings
 import zipfile
-from collections.abc import Mapping, Sequence
+import zlib
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._errors import InputError, MissingDependencyError
+from .._files import read_text
 from ._features import EmbeddingStore, default_store
 from ._models import build_classifier, feature_groups
 
@@ -31,6 +35,7 @@ __all__ = [
     "TRUSTED_TYPES",
     "TrainedModel",
     "data_hash",
+    "label_warnings",
     "load_model",
     "save_model",
     "train",
@@ -135,6 +140,7 @@ def train(texts: Sequence[str], labels: Sequence[str], *, features: str = "fused
     """Fit on labelled texts: ``train(texts, labels, features="tfidf")``."""
     if len(texts) != len(labels) or not texts:
         raise InputError(f"need as many labels as texts, got {len(texts)} and {len(labels)}")
+    _two_classes([str(label) for label in labels])
     groups = feature_groups(features)
     classifier = build_classifier(groups, model, params, fusion=fusion, store=store, cv=cv)
     started = time.perf_counter()
@@ -147,6 +153,8 @@ def train(texts: Sequence[str], labels: Sequence[str], *, features: str = "fused
         "cv": cv, "classes": sorted({str(label) for label in labels}),
         "fit_seconds": round(time.perf_counter() - started, 2), "versions": _versions(),
     }
+    if label_warnings(labels):
+        card["warnings"] = label_warnings(labels)
     if "embedding" in groups:
         card["encoder"] = _encoder_id(store)
         if store is not None and store.model_path:
@@ -173,8 +181,7 @@ def train_records(records: Sequence[Any], labels: Sequence[Any], *,
         estimator = build_regressor(groups, model, params, store=store, fields=fields)
     else:
         values = [str(v) for v in labels]
-        if len(set(values)) < 2:
-            raise InputError(f"need at least two classes to train, got {sorted(set(values))}")
+        _two_classes(values)
         estimator = build_classifier(groups, model, params, fusion=fusion, store=store, cv=cv,
                                      fields=fields, calibration=calibration)
     started = time.perf_counter()
@@ -195,6 +202,8 @@ def train_records(records: Sequence[Any], labels: Sequence[Any], *,
     }
     if task == "classification":
         card["classes"] = sorted(set(values))
+        if label_warnings(values):
+            card["warnings"] = label_warnings(values)
     if found:
         card["search"] = found
     if "embedding" in groups:
@@ -202,6 +211,24 @@ def train_records(records: Sequence[Any], labels: Sequence[Any], *,
         if store is not None and store.model_path:
             card["encoder_path"] = str(store.model_path)
     return TrainedModel(estimator, card)
+
+
+def label_warnings(labels: Sequence[Any], shown: int = 20) -> list[str]:
+    """Warnings about the training labels: those with a single example (nothing to learn
+    them from; cross-validated fusions and calibration cannot stratify them)."""
+    counts = Counter(str(label) for label in labels)
+    single = sorted(label for label, n in counts.items() if n == 1)
+    if not single:
+        return []
+    more = f" and {len(single) - shown} more" if len(single) > shown else ""
+    return [f"{len(single)} label(s) have a single training example: "
+            f"{', '.join(map(repr, single[:shown]))}{more}; add examples or merge them"]
+
+
+def _two_classes(labels: Sequence[str]) -> None:
+    if len(set(labels)) < 2:
+        raise InputError(f"need at least two classes to train, got {sorted(set(labels))}; "
+                         "add examples of another label")
 
 
 # Small grids over the parameters most estimators share; only those the estimator has are used.
@@ -285,16 +312,57 @@ def load_model(path: str | Path) -> TrainedModel:
     if not model_file.is_file():
         raise InputError(f"no model file at {model_file}; train one with `hybrid-ai train`")
     sio = _skops()
-    found = set(sio.get_untrusted_types(file=model_file))
+    with _unreadable(model_file):
+        found = set(sio.get_untrusted_types(file=model_file))
     untrusted = sorted(t for t in found - set(TRUSTED_TYPES) if not _sklearn_type(t))
     if untrusted:
         raise InputError(f"{model_file} holds types that are not trusted: {', '.join(untrusted)};"
                          " refusing to load it")
-    classifier = sio.load(model_file, trusted=sorted(found | set(TRUSTED_TYPES)))
-    card_file = model_file.parent / CARD_FILE
-    card = json.loads(card_file.read_text(encoding="utf-8")) if card_file.is_file() else {}
+    with _unreadable(model_file):
+        classifier = sio.load(model_file, trusted=sorted(found | set(TRUSTED_TYPES)))
+    card = _read_card(model_file.parent / CARD_FILE)
+    _check_estimator(classifier, model_file, card)
     if card.get("encoder_path"):  # embeddings must come from the encoder it was trained on
         from ._model_stage import _attach_store
 
         _attach_store(classifier, EmbeddingStore(model_path=card["encoder_path"]))
     return TrainedModel(classifier, card)
+
+
+@contextlib.contextmanager
+def _unreadable(model_file: Path) -> Iterator[None]:
+    """A damaged model file (truncated, not a zip, missing parts) becomes an InputError."""
+    try:
+        yield
+    except (zipfile.BadZipFile, zlib.error, KeyError, ValueError, TypeError, EOFError,
+            OSError) as exc:
+        raise InputError(f"{model_file} is not a model file written by `hybrid-ai train` "
+                         f"({type(exc).__name__}: {exc}); retrain it or restore the "
+                         "folder") from None
+
+
+def _read_card(card_file: Path) -> dict[str, Any]:
+    """The model card (``{}`` when there is none); a card that is not a JSON object is an
+    InputError naming the line and column."""
+    if not card_file.is_file():
+        return {}
+    text = read_text(card_file, "model card", InputError)
+    try:
+        card = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{card_file}:{exc.lineno}:{exc.colno}: the model card is not valid "
+                         f"JSON ({exc.msg}); restore it or retrain the model") from None
+    if not isinstance(card, dict):
+        raise InputError(f"{card_file}: the model card must be a JSON object, got "
+                         f"{type(card).__name__}; restore it or retrain the model")
+    return card
+
+
+def _check_estimator(classifier: Any, model_file: Path, card: Mapping[str, Any]) -> None:
+    """The loaded object can predict (and, for a classifier, give probabilities)."""
+    needed = ["predict"] if card.get("task") == "regression" else ["predict", "predict_proba"]
+    lacking = [name for name in needed if not callable(getattr(classifier, name, None))]
+    if lacking:
+        raise InputError(f"{model_file} holds a {type(classifier).__name__}, not a fitted "
+                         f"model (it has no {' or '.join(lacking)}); retrain it with "
+                         "`hybrid-ai train`")
