@@ -228,6 +228,8 @@ class Engine:
         self.firings: list[Firing] | deque[Firing] = (
             [] if keep_firings is None else deque(maxlen=keep_firings))
         self._index: dict[tuple[str, Any], Fact] = {}
+        # Facts a modify made identical to an indexed one: they stand in when it goes.
+        self._twins: dict[tuple[str, Any], list[Fact]] = {}
         self._next_id, self._seq = 1, 0
         self._firing: Rule | None = None
         self._current: Firing | None = None
@@ -316,9 +318,7 @@ class Engine:
         fact = self.memory[fact] if isinstance(fact, int) else fact
         if self.memory.pop(fact.id, None) is None:
             return
-        key = _identity(fact.kind, fact.fields)
-        if key is not None and self._index.get(key) is fact:
-            del self._index[key]
+        self._unindex(fact)
         self.network.remove_fact(fact)
         self._settle()
 
@@ -327,17 +327,33 @@ class Engine:
         fact = self.memory[fact] if isinstance(fact, int) else fact
         if self.memory.get(fact.id) is not fact:
             raise ValueError(f"{fact!r} is not in working memory (retracted?)")
-        key = _identity(fact.kind, fact.fields)
-        if key is not None and self._index.get(key) is fact:
-            del self._index[key]
+        self._unindex(fact)
         self.network.remove_fact(fact)
         fact.fields = {**fact.fields, **changes}
         new_key = _identity(fact.kind, fact.fields)
         if new_key is not None:
-            self._index.setdefault(new_key, fact)
+            held = self._index.setdefault(new_key, fact)
+            if held is not fact:
+                self._twins.setdefault(new_key, []).append(fact)
         self.network.add_fact(fact)
         self._settle()
         return fact
+
+    def _unindex(self, fact: Fact) -> None:
+        """Take a fact out of the identity index; an identical twin, if any, takes its place."""
+        key = _identity(fact.kind, fact.fields)
+        if key is None:
+            return
+        twins = self._twins.get(key)
+        if self._index.get(key) is fact:
+            if twins:
+                self._index[key] = twins.pop(0)
+            else:
+                del self._index[key]
+        elif twins and fact in twins:
+            twins.remove(fact)
+        if twins is not None and not twins:
+            del self._twins[key]
 
     def _settle(self) -> None:
         # Logical facts whose last support went are retracted after the change that caused it,

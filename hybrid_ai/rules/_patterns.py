@@ -323,7 +323,8 @@ def _operator_test(name: str, spec: str, at: Location, functions: Functions,
         compare = (name, fast.group(1), float(fast.group(2))) if fast else None
         alpha.append(AlphaTest(("test", name, spec), _alpha_check(name, check, spec),
                                compare=compare))
-    else:
+    else:  # a missing field fails it, as it fails a test against a constant
+        alpha.append(AlphaTest(("has", name), _has(name)))
         tests.append((name, check))
 
 

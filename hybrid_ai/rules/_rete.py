@@ -522,11 +522,11 @@ class JoinNode(BetaNode):
             if not bucket:
                 del self.right[key]
 
-    def removed(self, fact: Fact) -> None:
-        """After ``right_remove``: not/exists tokens that counted the fact recount."""
-        if not self.positive:  # positive tokens holding the fact go through fact.tokens
-            key = self.right_key(fact)
-            self.recount(list(self.left.get(key, _EMPTY)), fact, -1)
+    def counters(self, fact: Fact) -> list[Token]:
+        """The not/exists tokens that counted the fact, to recount once its tokens are gone."""
+        if self.positive:  # positive tokens holding the fact go through fact.tokens
+            return []
+        return list(self.left.get(self.right_key(fact), _EMPTY))
 
     def recount(self, tokens: Iterable[Token], fact: Fact, step: int) -> None:
         """not/exists: a partner came (step 1) or went (-1); flip the tokens it changes."""
@@ -680,14 +680,22 @@ class TestNode(BetaNode):
 
 
 class NccNode(BetaNode):
-    """Passes a token on while its sub-chain (the negated conjunction) has no result for it."""
+    """Passes a token on while its sub-chain (the negated conjunction) has no result for it.
 
-    def __init__(self) -> None:
+    A token whose first result comes goes into ``blocked`` (the network's): what it passed on
+    is deleted only once the change in progress is through (``block``). One fact can make a
+    result and end it again (a ``forall`` fact that is its own base and its own proof), and
+    the matches must then stay, not go and come back as new activations that fire again.
+    """
+
+    def __init__(self, blocked: dict[Token, NccNode] | None = None, rank: int = 0) -> None:
         super().__init__(())
+        self.rank = rank  # made after the negated conjunctions around it and above it
         self.sub_first: BetaNode | None = None
         # Each token enters the sub-chain through a proxy child kept out of token.children,
         # which hold only the tokens this node passed on.
         self.proxies: dict[Token, Token] = {}
+        self.blocked: dict[Token, NccNode] = {} if blocked is None else blocked
 
     def match(self, token: Token) -> None:
         token.count = 0
@@ -697,12 +705,20 @@ class NccNode(BetaNode):
         self.sub_first.enter(proxy)
         if token.count == 0:
             self.pass_on(token)
+        else:  # it never passed anything on: a result ending later must pass it on
+            self.blocked.pop(token, None)
 
     def forget(self, token: Token) -> None:
         super().forget(token)
         proxy = self.proxies.pop(token, None)
         if proxy is not None:
             delete_token(proxy)
+
+    def block(self, owner: Token) -> None:
+        """The change is through: if the owner still has a result, what it passed on goes."""
+        if owner.count and owner in self.proxies:
+            for child in list(owner.children or ()):
+                delete_token(child)
 
     def owner_of(self, result: Token) -> Token:
         """The left token a sub-chain result descends from."""
@@ -725,14 +741,16 @@ class NccPartner(BetaNode):
         owner = self.ncc.owner_of(token)
         owner.count += 1
         if owner.count == 1:
-            for child in list(owner.children or ()):
-                delete_token(child)
+            self.ncc.blocked[owner] = self.ncc
 
     def forget(self, token: Token) -> None:
         super().forget(token)
         owner = self.ncc.owner_of(token)
         owner.count -= 1
-        if owner.count == 0 and owner in self.ncc.proxies:  # not while the owner is deleted
+        # Not while the owner is deleted; nor if it was blocked during this change: it never
+        # stopped passing on.
+        if owner.count == 0 and owner in self.ncc.proxies \
+                and self.ncc.blocked.pop(owner, None) is None:
             self.ncc.pass_on(owner)
 
 
@@ -899,8 +917,8 @@ class _Level:
     def right_remove(self, fact: Fact) -> None:
         self.node.levels[self.level].pop(fact, None)
 
-    def removed(self, fact: Fact) -> None:
-        return None
+    def counters(self, fact: Fact) -> list[Token]:
+        return []
 
 
 def _older(level: dict[Any, int], bound: int, newest: bool) -> tuple[Pair | None, bool]:
@@ -1090,8 +1108,8 @@ class _Direct:
     def right_remove(self, fact: Fact) -> None:
         return None
 
-    def removed(self, fact: Fact) -> None:
-        return None
+    def counters(self, fact: Fact) -> list[Token]:
+        return []
 
 
 def _positive(node: BetaNode) -> bool:
@@ -1246,6 +1264,8 @@ class Network:
         self.alphas: dict[str, _KindIndex] = {}
         self.meter = Meter()
         self.clock = itertools.count(1)  # arrival stamps of the product nodes' items
+        self.blocked: dict[Token, NccNode] = {}  # see NccNode: unblocked at each change's end
+        self.nccs = itertools.count(1)
 
     def memory(self, pattern: Pattern, existing: Iterable[Fact] = ()) -> AlphaMemory:
         """The shared alpha memory for a pattern's kind and constant tests (new: filled)."""
@@ -1272,6 +1292,7 @@ class Network:
             nodes.append(TerminalNode(rule, self.sink))
         self._link(nodes)
         self._seed(nodes[0])
+        self._block()
 
     def _chain(self, patterns: Iterable[Element], existing: list[Fact],
                top: bool = False) -> list[BetaNode]:
@@ -1306,7 +1327,7 @@ class Network:
         return node
 
     def _ncc(self, pattern: NccPattern, existing: list[Fact]) -> NccNode:
-        ncc = NccNode()
+        ncc = NccNode(self.blocked, next(self.nccs))
         sub = self._chain(pattern.patterns, existing)
         sub.append(NccPartner(ncc))
         self._link(sub)
@@ -1340,24 +1361,44 @@ class Network:
             fact.alphas.append(memory)
             for node in memory.successors:
                 node.right_activate(fact)
+        self._block()
 
     def remove_fact(self, fact: Fact) -> None:
         """Take the fact out of every memory, delete its tokens, then let not/exists recount.
 
         Out of every memory first: deleting its tokens can unblock a negated conjunction,
-        whose new matches must not meet the fact in a memory not yet emptied of it.
+        whose new matches must not meet the fact in a memory not yet emptied of it. Only the
+        not/exists tokens there before recount: those such new matches make never counted it.
         """
         alphas, fact.alphas = fact.alphas, []
+        counted: list[tuple[Any, list[Token]]] = []
         for memory in alphas:
             memory.facts.pop(fact, None)
             for node in memory.successors:
                 node.right_remove(fact)
+                tokens = node.counters(fact)
+                if tokens:
+                    counted.append((node, tokens))
         for holder, key in list(fact.tokens.items()):
             if type(holder) is Token:
                 delete_token(holder)
             else:
                 holder.drop(fact, key)  # type: ignore[union-attr]
         fact.tokens.clear()
-        for memory in alphas:
-            for node in memory.successors:
-                node.removed(fact)
+        for node, tokens in counted:  # a token deleted meanwhile has no owner any more
+            node.recount([t for t in tokens if t.owner is node], fact, -1)
+        self._block()
+
+    def _block(self) -> None:
+        """A change is through: negated conjunctions that matched during it block their tokens.
+
+        Innermost first: blocking an inner one can end a result of the one around it, which
+        then stays as it was. Deleting what they passed on can unblock others, which may then
+        match in turn: hence the loop.
+        """
+        blocked = self.blocked
+        while blocked:
+            for owner in sorted(blocked, key=lambda o: -blocked[o].rank):
+                ncc = blocked.pop(owner, None)  # gone: its result ended meanwhile
+                if ncc is not None:
+                    ncc.block(owner)

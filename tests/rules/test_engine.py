@@ -332,3 +332,13 @@ def test_a_variable_repeated_in_one_pattern_compares_its_fields(first: bool) -> 
                        ("pair", {"a": None})])  # a missing field equals nothing, not null
     engine.run()
     assert [f.fields["v"] for f in engine.facts("hit")] in ([1, "x"], ["x", 1])
+
+
+def test_an_insert_identical_to_a_fact_a_modify_made_returns_that_fact() -> None:
+    engine = Engine()
+    first = engine.insert("b", {"p": 1})
+    second = engine.insert("b", {"p": 2})
+    engine.modify(second, {"p": 1})  # two identical facts now: the index knows the first
+    engine.retract(first)
+    assert engine.insert("b", {"p": 1}) is second
+    assert engine.facts() == [second]

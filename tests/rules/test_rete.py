@@ -380,3 +380,74 @@ def test_a_retracted_fact_is_not_matched_by_what_its_retraction_unblocks(lazy: b
     assert pending(engine) == []
     engine.retract(d)
     assert pending(engine) == [] and engine.run() == 0
+
+
+def test_a_not_or_exists_made_while_a_retraction_clears_a_negated_conjunction_counts() -> None:
+    # Retracting the open ticket clears the negated conjunction, which makes the `not` and
+    # `exists` tokens below it then and there: they never counted the ticket, so its
+    # retraction must not be taken off their counts too (the `not` then saw -1 and the next
+    # ticket still 0, the `exists` never reached 1).
+    engine = engine_for(
+        {"id": "none_open_and_no_ticket",
+         "when": [{"not": [{"ticket": {"state": "open"}}]}, {"not": {"ticket": {}}}],
+         "then": []},
+        {"id": "none_open_but_some_ticket",
+         "when": [{"not": [{"ticket": {"state": "open"}}]}, {"exists": {"ticket": {}}}],
+         "then": []})
+    engine.retract(engine.insert("ticket", {"state": "open"}))
+    assert [r for r, _ in pending(engine)] == ["none_open_and_no_ticket"]
+    engine.insert("ticket", {"state": "closed"})
+    assert [r for r, _ in pending(engine)] == ["none_open_but_some_ticket"]
+
+
+def test_a_test_against_a_variable_needs_the_field_as_one_against_a_constant_does() -> None:
+    engine = engine_for(
+        {"id": "other", "when": [{"limit": {"max": "?m"}}, {"order": {"amount": "!= ?m"}}],
+         "then": []},
+        {"id": "other_constant", "when": [{"order": {"amount": "!= 100"}}], "then": []})
+    engine.insert("limit", {"max": 100})
+    engine.insert("order", {"id": 1})  # no amount: neither test applies
+    assert pending(engine) == []
+    engine.insert("order", {"id": 2, "amount": 5})
+    assert sorted(r for r, _ in pending(engine)) == ["other", "other_constant"]
+
+
+ALL_PAID = {"id": "all_paid",
+            "when": [{"forall": [{"order": {"id": "?o"}},
+                                 {"order": {"id": "?o", "paid": True}}]}],
+            "then": [{"logical": {"status": {"all_paid": True}}}]}
+
+
+def test_a_forall_that_an_insert_keeps_true_neither_fires_again_nor_drops_its_facts() -> None:
+    # A paid order is its own base and its own proof: while it goes through the network the
+    # conjunction `order and not paid` matched for a moment, which must not end the match.
+    engine = engine_for(ALL_PAID)
+    engine.insert("order", {"id": 1, "paid": True})
+    assert engine.run() == 1
+    (status,) = engine.facts("status")
+    engine.insert("order", {"id": 2, "paid": True})
+    assert pending(engine) == [] and engine.facts("status") == [status]
+    engine.insert("order", {"id": 3, "paid": False})
+    assert engine.facts("status") == []
+
+
+@pytest.mark.parametrize("when", [
+    [{"not": [{"not": {"b": {}}}, {"b": {}}]}],  # never matches: `no b and some b`
+    [{"forall": [{"b": {}}, {"exists": {"b": {"x": "?x"}}}]}],  # nested negated conjunctions
+    [{"forall": [{"b": {}}, {"not": {"c": {}}}, {"b": {"x": "?x"}}]}]])
+def test_a_negated_conjunction_true_before_and_after_an_insert_keeps_its_activation(
+        when: list[Any]) -> None:
+    engine = engine_for({"id": "r", "when": when, "then": []})
+    assert engine.run() == 1  # empty memory: it holds
+    engine.insert("b", {"x": 1})  # it still holds
+    assert pending(engine) == []
+
+
+def test_a_negated_conjunction_blocked_by_a_new_fact_it_also_made_passes_on_when_it_ends() -> None:
+    # The new c is both the rule's first fact and the base of the forall; the forall's proof
+    # (`c: {}`, the same c) reaches it later in the same insert.
+    engine = engine_for({"id": "r", "when": [
+        {"c": {"t": "?t", "q": "?q"}},
+        {"forall": [{"c": {"t": "?t", "q": "?q2"}, "as": "?other"}, {"c": {}}]}], "then": []})
+    engine.insert("c", {"q": 3, "t": "z"})
+    assert pending(engine) == [("r", {"t": "z", "q": 3})]
