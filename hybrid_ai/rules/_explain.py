@@ -51,6 +51,8 @@ from ._tables import DecisionTable
 
 __all__ = ["ExplainReport", "RuleExplanation", "explain_rules"]
 
+SHOWN_FIRINGS = 20  # per rule in the text form; the JSON form has every firing
+
 Functions = Mapping[str, Callable[..., Any]]
 _MAX_CANDIDATES = 5
 
@@ -79,7 +81,7 @@ class RuleExplanation:
         what = self.kind if self.kind == "table row" else f"{self.kind} rule"
         head = f"{self.rule} ({what}, {self.location}): "
         lines = [head + ("FIRED" if self.fired else "did not fire")]
-        for firing in self.firings:
+        for firing in self.firings[:SHOWN_FIRINGS]:
             if self.kind == "pattern":
                 lines.append("  bindings: " + _show(firing.get("bindings", {}), "?"))
             else:
@@ -89,6 +91,9 @@ class RuleExplanation:
             if "outputs" in firing:
                 lines.append(f"    outputs: {firing['outputs']}")
             lines += [f"    matched {_fact_text(f)}" for f in firing.get("matched", [])]
+        if len(self.firings) > SHOWN_FIRINGS:  # a rule that loops fires until the limit
+            lines.append(f"  ... and {len(self.firings) - SHOWN_FIRINGS} more firing(s) "
+                         "(all of them in --json)")
         for failure in self.failed:
             lines.append(f"  failed: `{failure['condition']}` at {failure['location']}")
             if "written" in failure:

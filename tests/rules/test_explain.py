@@ -192,3 +192,13 @@ def test_forall_and_exists_show_the_counterexample_and_the_nearest_fact(tmp_path
     paid = explain_rules(path, given(customer={"id": 1}, order={"customer": 1, "id": 10},
                                      payment={"order": 10}), rule="all_paid")
     assert paid.fired() == ["all_paid"]
+
+
+def test_the_text_form_shows_twenty_firings_per_rule_and_counts_the_rest(tmp_path: Path) -> None:
+    # A rule that loops fires until max_fires: its text must not print every firing.
+    orders_given = [{"customer": 1, "amount": 801 + i} for i in range(25)]
+    item = explain_rules(orders(tmp_path), given(order=orders_given)).get("any_big_order")
+    assert len(item.firings) == 25
+    text = item.text()
+    assert text.count("bindings:") == 20
+    assert "... and 5 more firing(s) (all of them in --json)" in text
