@@ -758,13 +758,14 @@ def _rules_of(raw: Any, path: Path) -> list[_Rule]:
     return out
 
 
-def read_pipeline_rules(pipeline: str | Path) -> tuple[frozenset[str], list[Path]]:
+def read_pipeline_rules(pipeline: str | Path,
+                        trust_code: bool = False) -> tuple[frozenset[str], list[Path]]:
     """The fact kinds a pipeline's stages declare they produce (plus ``input``), and the rule
-    files its ``rules`` stages read."""
+    files its ``rules`` stages read (``trust_code``: as for ``read_pipeline``)."""
     from .._config import read_pipeline
     from .._engine import Engine
 
-    engine = Engine(read_pipeline(pipeline))
+    engine = Engine(read_pipeline(pipeline, trust_code=trust_code))
     try:
         stages = engine.graph.stages()
         kinds = frozenset({"input"}).union(*(n.stage.produces for n in stages))
@@ -777,7 +778,8 @@ def read_pipeline_rules(pipeline: str | Path) -> tuple[frozenset[str], list[Path
 
 def check_paths(paths: Iterable[str | Path], *, pipeline: str | Path | None = None,
                 kinds: Iterable[str] = (),
-                functions: Mapping[str, Callable[..., Any]] | None = None) -> LintReport:
+                functions: Mapping[str, Callable[..., Any]] | None = None,
+                trust_code: bool = False) -> LintReport:
     """Load, analyse and lint rule files; ``pipeline`` or ``kinds`` name the fact kinds made
     outside the rules (without either, unproduced kinds are only notes). With no ``paths``, the
     files the pipeline's ``rules`` stages read are checked."""
@@ -790,7 +792,7 @@ def check_paths(paths: Iterable[str | Path], *, pipeline: str | Path | None = No
     known = pipeline is not None or bool(outside)
     if pipeline is not None:
         try:
-            made_there, used = read_pipeline_rules(pipeline)
+            made_there, used = read_pipeline_rules(pipeline, trust_code)
             outside |= made_there
             files = files or used
         except ConfigError as exc:

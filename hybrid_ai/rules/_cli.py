@@ -35,6 +35,8 @@ app = typer.Typer(name="rules", no_args_is_help=True, add_completion=False,
 JsonOpt = typer.Option(False, "--json", help="print JSON")
 PluginOpt = typer.Option([], "--plugin", "-p",
                          help="plugin module whose rule functions the rules call (repeatable)")
+TrustOpt = typer.Option(False, "--trust-code", help="let the --pipeline's `plugins:` import "
+                        "modules kept beside it (only for code you trust)")
 
 
 @contextmanager
@@ -75,13 +77,14 @@ def check(
     notes: bool = typer.Option(False, "--notes", help="also print notes (severity info)"),
     as_json: bool = JsonOpt,
     plugin: list[str] = PluginOpt,
+    trust_code: bool = TrustOpt,
 ) -> None:
     """Parse, type-check and lint rule files; exit status 1 on errors."""
     if not paths and pipeline is None:
         typer.echo("error: name rule files or directories, or a --pipeline", err=True)
         raise typer.Exit(2)
     with _plugins(plugin):
-        report = check_paths(paths or [], pipeline=pipeline, kinds=kind)
+        report = check_paths(paths or [], pipeline=pipeline, kinds=kind, trust_code=trust_code)
     _dump(report.to_dict()) if as_json else typer.echo(report.text(notes))
     raise typer.Exit(_check_status(report, strict))
 
@@ -145,10 +148,11 @@ def watch(
                                               help="stop after this many polls"),
     pipeline: Path | None = typer.Option(None, "--pipeline", help="as for check"),
     plugin: list[str] = PluginOpt,
+    trust_code: bool = TrustOpt,
 ) -> None:
     """Re-run check and the tests whenever a watched file changes (polls mtimes)."""
     with _plugins(plugin):
-        status = watch_paths(paths, interval=interval,
+        status = watch_paths(paths, interval=interval, trust_code=trust_code,
                              max_iterations=1 if once else max_iterations, pipeline=pipeline)
     raise typer.Exit(status)
 
@@ -185,8 +189,9 @@ def _stamp(files: Iterable[Path]) -> dict[Path, tuple[int, int]]:
     return out
 
 
-def _round(paths: Sequence[Path], pipeline: Path | None, echo: Callable[[str], None]) -> int:
-    report = check_paths(_rules_to_check(paths), pipeline=pipeline)
+def _round(paths: Sequence[Path], pipeline: Path | None, echo: Callable[[str], None],
+           trust_code: bool = False) -> int:
+    report = check_paths(_rules_to_check(paths), pipeline=pipeline, trust_code=trust_code)
     echo(report.text(notes=False))
     status = _check_status(report, strict=False)
     for test_file in _tests_for(paths):
@@ -214,14 +219,14 @@ def _tests_for(paths: Sequence[Path]) -> list[Path]:
 def watch_paths(paths: Sequence[Path | str], *, interval: float = 1.0,
                 max_iterations: int | None = None, pipeline: Path | None = None,
                 echo: Callable[[str], None] = typer.echo,
-                sleep: Callable[[float], None] = time.sleep) -> int:
+                sleep: Callable[[float], None] = time.sleep, trust_code: bool = False) -> int:
     """Check and test now, then again after every change; returns the last round's status.
 
     ``max_iterations`` bounds the polls (1: run once); None polls until interrupted.
     """
     roots = [Path(p) for p in paths]
     seen = _stamp(_watched(roots))
-    status = _round(roots, pipeline, echo)
+    status = _round(roots, pipeline, echo, trust_code)
     polls = 1
     while max_iterations is None or polls < max_iterations:
         sleep(interval)
@@ -231,5 +236,5 @@ def watch_paths(paths: Sequence[Path | str], *, interval: float = 1.0,
             changed = sorted(str(p) for p in set(now) | set(seen) if now.get(p) != seen.get(p))
             echo(f"--- changed: {', '.join(changed)}")
             seen = now
-            status = _round(roots, pipeline, echo)
+            status = _round(roots, pipeline, echo, trust_code)
     return status

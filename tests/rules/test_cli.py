@@ -202,3 +202,13 @@ def test_plugin_modules_add_rule_functions(tmp_path: Path,
     assert cli("check", rules, "-p", "bang_plugin").exit_code == 0
     assert cli("test", rules, "-p", "bang_plugin").exit_code == 0
     assert cli("test", rules, "-p", "no_such_plugin_module").exit_code == 2
+
+
+def test_check_reads_a_pipeline_with_a_local_plugin_only_when_trusted() -> None:
+    credit = "examples/credit-decision/pipeline.yaml"  # its credit_risk stage is beside it
+    refused = cli("check", "--pipeline", credit, "--json")
+    assert refused.exit_code == 1
+    assert "--trust-code" in json.loads(refused.output)["findings"][0]["message"]
+    trusted = cli("check", "--pipeline", credit, "--trust-code", "--json")
+    assert trusted.exit_code == 0, trusted.output
+    assert json.loads(trusted.output)["counts"]["error"] == 0
