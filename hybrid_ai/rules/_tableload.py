@@ -123,7 +123,11 @@ def _directive(reader: _Reader, line: str, number: int) -> None:
     if match is None:
         return  # a comment
     key, value = match.group(1).lower(), match.group(2)
-    if key in DIRECTIVES:
+    if key in reader.directives and key in DIRECTIVES:
+        reader.problem(f"directive {key!r} is given twice (first at "
+                       f"{reader.directives[key][1]})", reader.at(number, 1),
+                       "keep one of them")
+    elif key in DIRECTIVES:
         reader.directives[key] = (value, reader.at(number, line.index(value) + 1 if value else 1))
     elif difflib.get_close_matches(key, DIRECTIVES, n=1, cutoff=0.75):
         reader.problem(f"unknown directive {key!r}", reader.at(number, 1),
@@ -273,6 +277,11 @@ def _row(reader: _Reader, number: int, cells: list[_Cell], header: list[_Cell],
         reader.problem(f"row {number} has {len(cells)} cells, the header {len(header)}",
                        reader.at(line, 1),
                        "a cell holding commas must be quoted as a whole: \"'a','b'\"")
+        return None
+    if not any(c.text.strip() for c in cells):  # a spreadsheet's trailing ",,," line
+        reader.problem(f"row {number} is empty", reader.at(line, 1),
+                       "delete it: a row without cells would match every case and output "
+                       "nothing; write - in a cell that matches anything")
         return None
     before = len(reader.problems)
     tests = {i: _input_cell(reader, cells[i]) for i in inputs}

@@ -272,3 +272,17 @@ def test_chaining_rules_match_what_a_table_decided(tmp_path: Path) -> None:
         ("band", "high"), ("decision", "review")]
     assert made[1].source == "rule:escalate"
     assert stage.process(Blackboard(Case(text="", fields={"amount": 5})))[1:] == []
+
+
+def test_an_empty_row_is_a_problem_not_a_catch_all() -> None:
+    # Spreadsheets export trailing ",," lines; read as "-" everywhere it would match every case.
+    with pytest.raises(ConfigError, match="row 2 is empty") as info:
+        parse_table("# hit: FIRST\nin: fields.amount,out: label\n> 100,review\n,\n", "t.csv")
+    (problem,) = info.value.problems
+    assert problem.location.line == 4 and "delete it" in str(problem.hint)
+
+
+def test_a_directive_given_twice_is_a_problem() -> None:
+    with pytest.raises(ConfigError, match="'hit' is given twice") as info:
+        parse_table("# hit: FIRST\n# hit: UNIQUE\nin: x,out: y\n1,a\n", "t.csv")
+    assert info.value.problems[0].location.line == 2
