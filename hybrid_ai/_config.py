@@ -266,7 +266,10 @@ def _field_hint(err: Mapping[str, Any]) -> str | None:
     if err["type"] == "extra_forbidden":
         return "remove it, or check its spelling against `hybrid-ai schema`"
     if err["type"] == "literal_error":
-        return f"expected {err.get('ctx', {}).get('expected')}"
+        return f"use one of {err.get('ctx', {}).get('expected')}"
+    if err["type"] in ("float_parsing", "int_parsing", "bool_parsing", "string_type",
+                       "float_type", "int_type", "bool_type", "list_type", "dict_type"):
+        return "see the field's type in `hybrid-ai schema`"
     return None
 
 
