@@ -204,11 +204,24 @@ def test_plugin_modules_add_rule_functions(tmp_path: Path,
     assert cli("test", rules, "-p", "no_such_plugin_module").exit_code == 2
 
 
-def test_check_reads_a_pipeline_with_a_local_plugin_only_when_trusted() -> None:
-    credit = "examples/credit-decision/pipeline.yaml"  # its credit_risk stage is beside it
-    refused = cli("check", "--pipeline", credit, "--json")
+def test_check_reads_a_pipeline_with_a_local_plugin_only_when_trusted(tmp_path: Path) -> None:
+    # A module name of its own: one imported earlier in the process (trusted elsewhere) would
+    # be found in sys.modules and not tell the two cases apart.
+    write(tmp_path / "rules_cli_local_plugin.py", """\
+        from hybrid_ai import hookimpl
+
+
+        @hookimpl
+        def hybrid_ai_stages():
+            return {}
+        """)
+    pipeline = write(tmp_path / "p.yaml", """\
+        plugins: [rules_cli_local_plugin]
+        pipeline: {stage: decide}
+        """)
+    refused = cli("check", "--pipeline", pipeline, "--json")
     assert refused.exit_code == 1
     assert "--trust-code" in json.loads(refused.output)["findings"][0]["message"]
-    trusted = cli("check", "--pipeline", credit, "--trust-code", "--json")
+    trusted = cli("check", "--pipeline", pipeline, "--trust-code", "--json")
     assert trusted.exit_code == 0, trusted.output
     assert json.loads(trusted.output)["counts"]["error"] == 0
