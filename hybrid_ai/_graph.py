@@ -320,7 +320,8 @@ class _Builder:
         try:
             stage = factory(**params)
         except (TypeError, ValueError, ValidationError, HybridAIError) as exc:
-            self.fail(f"stage {spec.node_id!r} ({spec.stage}): invalid parameters: {exc}",
+            why = _mistyped(factory, params) or str(exc)
+            self.fail(f"stage {spec.node_id!r} ({spec.stage}): invalid parameters: {why}",
                       spec.location, _signature_hint(factory))
             return None
         return self.check_contract(spec, stage)
@@ -342,6 +343,37 @@ class _Builder:
                     "produces", spec.location,
                     f"add a stage producing {kind!r} before it; available: "
                     + ", ".join(sorted(have)))
+
+
+def _mistyped(factory: Callable[..., Any], params: Mapping[str, Any]) -> str | None:
+    """After a factory refused its parameters: the ones whose values do not fit their declared
+    types, by name (the factory's own error often names no parameter: "expected str, not
+    int"). None when the annotations cannot say."""
+    import typing
+
+    from pydantic import TypeAdapter
+
+    target = factory.__init__ if isinstance(factory, type) else factory  # type: ignore[misc]
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # annotations naming what is not importable here: no verdict
+        return None
+    wrong = []
+    for name, value in params.items():
+        if hints.get(name, Any) is Any:
+            continue
+        try:
+            TypeAdapter(hints[name]).validate_python(value)
+        except ValidationError:
+            wrong.append(f"{name} must be {_type_name(hints[name])}, not "
+                         f"{type(value).__name__} {value!r}")
+        except Exception:  # a type pydantic cannot check
+            continue
+    return "; ".join(wrong) or None
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
 def _signature_hint(factory: Callable[..., Any]) -> str:
