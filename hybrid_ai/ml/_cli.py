@@ -221,6 +221,11 @@ def _train_model(split: tuple[list[str], list[str], list[str], list[str]], outpu
         encoder_path = _tuned_encoder(train_x, train_y, output / "encoder", tune_encoder)
     store = EmbeddingStore(model_path=encoder_path) if encoder_path else None
     trained = fit(train_x, train_y, store=store, **options)
+    if tune_encoder is not None and options["fusion"] != "concat":
+        trained.card.setdefault("warnings", []).append(
+            f"--fusion {options['fusion']} learns from out-of-fold predictions, but the encoder "
+            "was tuned on these same texts, so its member looks better than it is; use --fusion "
+            "concat, or cross-fit the encoder (docs/llm.md, benchmarks/tuned_crossfit.py)")
     if test_x:
         found = score(trained, test_x, test_y)
         trained.card["metrics"] = {k: found[k] for k in ("n_test", "accuracy", "macro_f1")}

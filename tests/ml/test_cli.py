@@ -67,6 +67,13 @@ def test_train_can_tune_the_encoder_first(tmp_path: Path) -> None:
     assert "tuning: epoch 1 done" in trained.stderr
     assert card["encoder_path"] == str(out / "encoder")
     assert (out / "encoder" / "config.json").is_file()
+    assert "warnings" not in card  # concat: no stacker to mislead
+    stacked = runner.invoke(app, ["train", "--data", str(data), "--text-column", "body",
+                                  "--label-column", "intent", "--fusion", "stacking",
+                                  "--tune-encoder", "classify", "--output",
+                                  str(tmp_path / "stacked"), "--json"])
+    assert stacked.exit_code == 0, stacked.output
+    assert "cross-fit the encoder" in json.loads(stacked.stdout)["warnings"][-1]
     wrong = runner.invoke(app, ["train", "--data", str(data), "--text-column", "body",
                                 "--label-column", "intent", "--tune-encoder", "magic",
                                 "--output", str(tmp_path / "x")])
