@@ -320,7 +320,9 @@ class _Builder:
         try:
             stage = factory(**params)
         except (TypeError, ValueError, ValidationError, HybridAIError) as exc:
-            why = _mistyped(factory, params) or str(exc)
+            # A component's own message says most; Python's TypeErrors ("expected str, not
+            # int") name no parameter, which the declared types can.
+            why = (_mistyped(factory, params) if type(exc) is TypeError else None) or str(exc)
             self.fail(f"stage {spec.node_id!r} ({spec.stage}): invalid parameters: {why}",
                       spec.location, _signature_hint(factory))
             return None

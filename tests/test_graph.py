@@ -346,11 +346,9 @@ def test_a_parameter_of_the_wrong_type_is_named(tmp_path: Path) -> None:
     # The rules stage's own error ("expected str, bytes or os.PathLike object, not int") names
     # no parameter; the declared types do.
     path = tmp_path / "p.yaml"
-    path.write_text("pipeline:\n  stage: rules\n  with: {path: 42, max_fires: many}\n",
-                    encoding="utf-8")
+    path.write_text("pipeline:\n  stage: rules\n  with: {path: 42}\n", encoding="utf-8")
     with pytest.raises(PipelineError) as info:
         Engine.from_yaml(path)
     ((line, message, _),) = find(info.value, "invalid parameters")
     assert line == 2
     assert "path must be str, not int 42" in message
-    assert "max_fires must be int, not str 'many'" in message
