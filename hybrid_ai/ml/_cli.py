@@ -82,13 +82,21 @@ def _params(pairs: list[str]) -> dict[str, Any]:
 
 
 def _split(dataset: str | None, data: Path | None, test_data: Path | None, text_column: str,
-           label_column: str) -> tuple[list[str], list[str], list[str], list[str]]:
-    """(train texts, train labels, test texts, test labels); absent parts are empty lists."""
+           label_column: str, *, saved_model: bool = False
+           ) -> tuple[list[str], list[str], list[str], list[str]]:
+    """(train texts, train labels, test texts, test labels); absent parts are empty lists.
+
+    ``saved_model``: a model is given, so test data alone will do.
+    """
     from .._tabular import read_labelled_csv
     from ._datasets import load_dataset
 
+    if saved_model and dataset is None and data is None and test_data is not None:
+        return [], [], *read_labelled_csv(test_data, text_column=text_column,
+                                          label_column=label_column)
     if (dataset is None) == (data is None):
-        raise ConfigError("give exactly one of --dataset NAME or --data train.csv")
+        raise ConfigError("give exactly one of --dataset NAME or --data train.csv" + (
+            " (or, with --model, only --test-data test.csv)" if saved_model else ""))
     if dataset is not None:
         return tuple(load_dataset(dataset))  # type: ignore[return-value]
     assert data is not None  # checked above; mypy cannot follow the == test
@@ -374,7 +382,8 @@ def evaluate(
             raise ConfigError(f"every case failed ({report['errors']}); the first: "
                               f"{report['first_error']}")
         return
-    report = _evaluation(model, _split(dataset, data, test_data, text_column, label_column),
+    report = _evaluation(model, _split(dataset, data, test_data, text_column, label_column,
+                                       saved_model=model is not None),
                          features, model_type, fusion, ablation, cascade)
     if plots is not None:
         from ._plots import write_plots

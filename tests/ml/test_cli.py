@@ -44,6 +44,13 @@ def test_train_then_eval(tmp_path: Path) -> None:
     assert [row["dropped"] for row in report["ablation"]] == [None, "word", "char"]
     assert [row["threshold"] for row in report["cascade"]] == [0.5, 0.6, 0.7, 0.8, 0.9]
     assert (out / "eval.json").is_file()
+    # A saved model needs no training data to be scored; ablation would (it refits).
+    alone = runner.invoke(app, ["eval", "--model", str(out), "--test-data", str(data),
+                                *columns, "--json"])
+    assert alone.exit_code == 0, alone.output
+    assert json.loads(alone.output)["accuracy"] == 1.0
+    nothing = runner.invoke(app, ["eval", "--model", str(out), *columns])
+    assert nothing.exit_code == 1 and "only --test-data" in nothing.output
 
 
 def test_errors_are_one_line(tmp_path: Path) -> None:
