@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,10 +36,32 @@ def quiet_loading(transformers: Any) -> Iterator[None]:
     was_on = logging.is_progress_bar_enabled()
     logging.disable_progress_bar()
     try:
-        yield
+        with _quiet_gguf():
+            yield
     finally:
         if was_on:
             logging.enable_progress_bar()
+
+
+@contextlib.contextmanager
+def _quiet_gguf() -> Iterator[None]:
+    """transformers' GGUF reader draws its own tqdm bar, deaf to the switch above: give it a
+    silent one for the block."""
+    import importlib
+
+    try:
+        module: Any = importlib.import_module("transformers.modeling_gguf_pytorch_utils")
+    except ImportError:  # no GGUF support installed: nothing to silence
+        module = None
+    original = getattr(module, "tqdm", None)
+    if original is None:
+        yield
+        return
+    module.tqdm = functools.partial(original, disable=True)
+    try:
+        yield
+    finally:
+        module.tqdm = original
 
 
 def load_local(path: Any, loader: str, *, what: str, **options: Any) -> tuple[Any, Any]:

@@ -112,3 +112,16 @@ def test_zero_shot_passes_the_conformance_kit(generator: Generator) -> None:
                                                 "generator": generator},
                          text="I love this bank, great service!", run_engine=False)
     assert report.output[0].data["label"] in {"positive", "negative"}
+
+
+def test_loading_the_gguf_model_draws_no_progress_bar() -> None:
+    # transformers' GGUF reader has a tqdm bar of its own that its progress switch ignores;
+    # a library must not draw on its users' terminals. A fresh process: the model is loaded
+    # once per process.
+    import subprocess
+    import sys
+
+    code = "from hybrid_ai.llm._generative import Generator; Generator().warm_up()"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, check=True)
+    assert "de-quantizing" not in done.stderr and "it/s" not in done.stderr
