@@ -153,8 +153,8 @@ def train(texts: Sequence[str], labels: Sequence[str], *, features: str = "fused
         "cv": cv, "classes": sorted({str(label) for label in labels}),
         "fit_seconds": round(time.perf_counter() - started, 2), "versions": _versions(),
     }
-    if label_warnings(labels):
-        card["warnings"] = label_warnings(labels)
+    if warned := label_warnings(labels):
+        card["warnings"] = warned
     if "embedding" in groups:
         card["encoder"] = _encoder_id(store)
         if store is not None and store.model_path:
@@ -202,8 +202,8 @@ def train_records(records: Sequence[Any], labels: Sequence[Any], *,
     }
     if task == "classification":
         card["classes"] = sorted(set(values))
-        if label_warnings(values):
-            card["warnings"] = label_warnings(values)
+        if warned := label_warnings(values):
+            card["warnings"] = warned
     if found:
         card["search"] = found
     if "embedding" in groups:

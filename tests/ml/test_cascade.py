@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -313,23 +314,11 @@ def test_two_step_curves_take_one_pass_and_agree_with_the_general_one() -> None:
     assert [r["mean_cost"] for r in fast] == pytest.approx([r["mean_cost"] for r in slow])
 
 
-ROUTED = """\
-name: trec-cheap-first-then-desks
-pipeline:
-  serial:
-    - cascade:
-        stages:
-          - stage: cheap_text
-            id: cheap
-            threshold: 0.99
-            with: {members: [tfidf, nb], name: cheap}
-          - stage: ml_model
-            id: costly
-            cost: 10
-            with: {features: [word, char], name: costly}
-    - stage: rules
-      with: {path: ROUTES}
-"""
+# The same cascade as PIPELINE, first in a serial list, with routing rules after it.
+ROUTED = ("name: trec-cheap-first-then-desks\npipeline:\n  serial:\n"
+          + textwrap.indent(PIPELINE.split("pipeline:\n", 1)[1], "    ")
+          .replace("      cascade:", "    - cascade:", 1)
+          + "    - stage: rules\n      with: {path: ROUTES}\n")
 
 ROUTES = """\
 rules:
